@@ -1,0 +1,130 @@
+"""Pure ASGI front end: ``app.add_middleware(SessionMiddleware, kit=kit)``.
+
+It translates an ASGI scope into :meth:`SessionKit.open`'s arguments, puts the session in
+``scope["session"]`` (so Starlette's and FastAPI's ``request.session`` work) and the
+visitor id in ``scope["sessionkit.visitor"]``, and adds the exchange's headers to
+``http.response.start``. WebSocket handlers can read the session; a WebSocket has no
+response to carry a cookie, so changes made there are not saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .errors import ConfigurationError
+from .kit import DEFAULT_ABSOLUTE_TIMEOUT, SessionKit
+
+__all__ = ["ASGIApp", "SessionMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_UNSET: Any = object()
+
+
+def _from_starlette_names(
+    secret_key: str,
+    session_cookie: Any,
+    max_age: Any,
+    path: Any,
+    same_site: Any,
+    https_only: Any,
+    domain: Any,
+) -> SessionKit:
+    settings: dict[str, Any] = {}
+    if session_cookie is not _UNSET:
+        settings["session_cookie"] = session_cookie
+    if max_age is None:
+        settings["persistent_cookie"] = False
+    elif max_age is not _UNSET:
+        settings["idle_timeout"] = max_age
+        settings["absolute_timeout"] = max(max_age, DEFAULT_ABSOLUTE_TIMEOUT)
+    if path is not _UNSET:
+        settings["path"] = path
+    if same_site is not _UNSET:
+        settings["same_site"] = same_site
+    if https_only is not _UNSET:
+        settings["secure"] = https_only
+    if domain is not _UNSET:
+        settings["domain"] = domain
+    return SessionKit(secret_keys=[secret_key], **settings)
+
+
+class SessionMiddleware:
+    """ASGI middleware giving every http and websocket request a sessionkit session.
+
+    Pass ``kit=`` or, as a drop-in for Starlette's ``SessionMiddleware``, its keyword
+    names: ``secret_key`` (a key from ``python -m sessionkit keygen``), ``session_cookie``,
+    ``max_age`` (the idle timeout; ``None`` for a browser-session cookie), ``path``,
+    ``same_site``, ``https_only`` and ``domain``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        kit: SessionKit | None = None,
+        *,
+        secret_key: str | None = None,
+        session_cookie: str = _UNSET,
+        max_age: int | None = _UNSET,
+        path: str = _UNSET,
+        same_site: str = _UNSET,
+        https_only: bool = _UNSET,
+        domain: str | None = _UNSET,
+    ) -> None:
+        starlette_names = (session_cookie, max_age, path, same_site, https_only, domain)
+        if kit is None:
+            if secret_key is None:
+                raise ConfigurationError(
+                    "SessionMiddleware needs kit=SessionKit(...) or secret_key=<key from "
+                    "`python -m sessionkit keygen`>"
+                )
+            kit = _from_starlette_names(secret_key, *starlette_names)
+        elif secret_key is not None or any(v is not _UNSET for v in starlette_names):
+            raise ConfigurationError(
+                "pass either kit= or Starlette's keyword names, not both: "
+                "put the settings in SessionKit(...)"
+            )
+        self.app = app
+        self.kit = kit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        cookie: str | None = None
+        gpc: str | None = None
+        dnt: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                text = value.decode("latin-1")
+                cookie = text if cookie is None else f"{cookie}; {text}"
+            elif name == b"sec-gpc":
+                gpc = value.decode("latin-1")
+            elif name == b"dnt":
+                dnt = value.decode("latin-1")
+        client = scope.get("client")
+        exchange = self.kit.open(cookie, client=client[0] if client else None, sec_gpc=gpc, dnt=dnt)
+        scope["session"] = exchange.session
+        scope["sessionkit.visitor"] = exchange.visitor
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cookies(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                raw = message.get("headers", ())
+                headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
+                edited = exchange.response_headers(headers)
+                if edited is not headers:
+                    message["headers"] = [
+                        (n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in edited
+                    ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookies)

@@ -1,0 +1,126 @@
+"""Read the ``Cookie`` request header and write ``Set-Cookie`` response headers.
+
+Parsing follows RFC 6265bis section 5.6 for the parts that matter to us: pairs are split
+on ``;`` only (never on ``,``, see Django CVE-2016-7401), the name is everything before the
+first ``=``, optional whitespace around name and value is dropped, and names compare
+byte for byte, so ``__host-session`` is not ``__Host-session``. Every occurrence of a
+wanted name is kept, so a caller can treat duplicates as the attack they are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .errors import ConfigurationError
+
+__all__ = ["MAX_COOKIE_BYTES", "CookieSpec", "SameSite", "pick_cookies"]
+
+#: Browsers store a cookie only when its name and value together fit in this many bytes.
+MAX_COOKIE_BYTES = 4096
+
+SameSite = Literal["lax", "strict", "none"]
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]+")
+_OWS = " \t"
+_EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+def pick_cookies(header: str | None, names: Collection[str]) -> dict[str, list[str]]:
+    """Return every value of each wanted cookie name found in a ``Cookie`` header.
+
+    ``header`` is the header's text (ASGI bytes decoded as Latin-1, so no input raises).
+    Names not in ``names`` are skipped without further work.
+    """
+    found: dict[str, list[str]] = {}
+    if not header:
+        return found
+    for pair in header.split(";"):
+        name, _, value = pair.partition("=")
+        name = name.strip(_OWS)
+        if name in names:
+            found.setdefault(name, []).append(value.strip(_OWS))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class CookieSpec:
+    """The name and attributes of one cookie, checked once at start-up.
+
+    Prefix rules are enforced here: ``__Host-`` needs ``Secure``, ``Path=/`` and no
+    ``Domain``; ``__Secure-`` needs ``Secure``; ``SameSite=None`` needs ``Secure``.
+    """
+
+    name: str
+    path: str = "/"
+    domain: str | None = None
+    secure: bool = True
+    http_only: bool = True
+    same_site: SameSite = "lax"
+    _suffix: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not _TOKEN.fullmatch(self.name):
+            raise ConfigurationError(f"cookie name {self.name!r} is not a valid cookie name token")
+        same_site = str(self.same_site).lower()
+        if same_site not in ("lax", "strict", "none"):
+            raise ConfigurationError(
+                f"same_site={self.same_site!r} is not one of 'lax', 'strict', 'none'"
+            )
+        object.__setattr__(self, "same_site", same_site)
+        if not self.path.startswith("/") or not _ATTRIBUTE_VALUE.fullmatch(self.path):
+            raise ConfigurationError(
+                f"cookie path {self.path!r} must start with '/' and hold no ';'"
+            )
+        if self.domain is not None and not _ATTRIBUTE_VALUE.fullmatch(self.domain):
+            raise ConfigurationError(f"cookie domain {self.domain!r} holds characters not allowed")
+        if self.name.startswith("__Host-"):
+            if self.domain is not None:
+                raise ConfigurationError(
+                    f"cookie {self.name!r} has a Domain, which the __Host- prefix forbids: "
+                    "drop domain=, or rename the cookie with the __Secure- prefix"
+                )
+            if self.path != "/":
+                raise ConfigurationError(
+                    f"cookie {self.name!r} has Path={self.path}, but the __Host- prefix needs "
+                    "Path=/: drop path=, or rename the cookie with the __Secure- prefix"
+                )
+        if self.name.startswith(("__Host-", "__Secure-")) and not self.secure:
+            raise ConfigurationError(
+                f"cookie {self.name!r} is not Secure, which its prefix requires: "
+                "keep secure=True (use insecure_development=True for plain http on a laptop)"
+            )
+        if same_site == "none" and not self.secure:
+            raise ConfigurationError(
+                "same_site='none' without Secure is refused by browsers: keep secure=True"
+            )
+        parts = [f"Path={self.path}"]
+        if self.domain is not None:
+            parts.append(f"Domain={self.domain}")
+        if self.secure:
+            parts.append("Secure")
+        if self.http_only:
+            parts.append("HttpOnly")
+        parts.append(f"SameSite={same_site.capitalize()}")
+        object.__setattr__(self, "_suffix", "; ".join(parts))
+
+    def set(self, value: str, max_age: int | None) -> str:
+        """Return a ``Set-Cookie`` value storing ``value`` for ``max_age`` seconds.
+
+        ``max_age=None`` makes a browser-session cookie. ``value`` must already be
+        cookie-safe (our tokens are base64url).
+        """
+        if max_age is None:
+            return f"{self.name}={value}; {self._suffix}"
+        return f"{self.name}={value}; Max-Age={max_age}; {self._suffix}"
+
+    def delete(self) -> str:
+        """Return a ``Set-Cookie`` value that makes the browser drop this cookie now."""
+        return f"{self.name}=; Max-Age=0; Expires={_EPOCH}; {self._suffix}"
+
+    def size(self, value: str) -> int:
+        """Bytes of name and value, the part browsers count against the 4096 limit."""
+        return len(self.name) + 1 + len(value)

@@ -1,0 +1,397 @@
+"""The policy object and the per-request exchange: the framework-free core of sessionkit.
+
+A front end calls :meth:`SessionKit.open` with what it read from the request and gets an
+:class:`Exchange` holding the session and the visitor id. When the response starts, it
+calls :meth:`Exchange.response_headers` with the app's headers and sends what comes back.
+Every decision lives here; the front ends only translate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .cookies import MAX_COOKIE_BYTES, CookieSpec, SameSite, pick_cookies
+from .errors import BadToken, ConfigurationError, SessionTooLarge
+from .events import (
+    DUPLICATE,
+    EXPIRED_ABSOLUTE,
+    EXPIRED_IDLE,
+    SECURITY_LOGGER,
+    AddressMode,
+    SecurityEvent,
+    client_for_log,
+)
+from .keys import KeyRing
+from .seal import Sealer
+from .session import Session
+from .visitor import VisitorCodec
+
+__all__ = [
+    "DEFAULT_ABSOLUTE_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_CLOCK_SKEW",
+    "DEFAULT_ROTATE_EVERY",
+    "DEFAULT_TOUCH_INTERVAL",
+    "DEFAULT_VISITOR_MAX_AGE",
+    "MAX_VISITOR_MAX_AGE",
+    "Exchange",
+    "SessionKit",
+]
+
+#: Seconds without a request after which a session ends (OWASP ASVS level 2: 30 min).
+DEFAULT_IDLE_TIMEOUT = 30 * 60
+#: Seconds after creation at which a session ends however active it is (ASVS L2: 12 h).
+DEFAULT_ABSOLUTE_TIMEOUT = 12 * 60 * 60
+#: Least seconds between two refreshes of ``last_seen`` for an unchanged session.
+DEFAULT_TOUCH_INTERVAL = 60
+#: Seconds after which a session id is replaced on the next request.
+DEFAULT_ROTATE_EVERY = 15 * 60
+#: Seconds a payload's timestamps may lie ahead of the server clock.
+DEFAULT_MAX_CLOCK_SKEW = 60
+#: Lifetime of the visitor cookie.
+DEFAULT_VISITOR_MAX_AGE = 365 * 24 * 60 * 60
+#: Browsers cap cookie lifetimes at 400 days (RFC 6265bis section 5.5).
+MAX_VISITOR_MAX_AGE = 400 * 24 * 60 * 60
+
+_SECURE_SESSION = "__Host-session"
+_SECURE_VISITOR = "__Host-visitor"
+_PLAIN_PREFIX = len("__Host-")
+_NO_STORE = "no-store"
+_ENV_KEYS = "SESSIONKIT_SECRET_KEYS"
+
+EventHook = Callable[[SecurityEvent], None]
+
+
+def _positive(name: str, value: object) -> int:
+    if type(value) is not int or value <= 0:
+        raise ConfigurationError(
+            f"{name} must be a positive whole number of seconds, not {value!r}"
+        )
+    return value
+
+
+class SessionKit:
+    """One policy for session and visitor cookies: keys, cookie attributes and timeouts.
+
+    Build it once at start-up; every setting is checked there and a bad one raises
+    :class:`ConfigurationError` naming the fix. It holds no per-request state and is
+    safe to share between threads and tasks.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret_keys: Iterable[str],
+        clock: Callable[[], float] = time.time,
+        session_cookie: str | None = None,
+        visitor_cookie: str | None = _SECURE_VISITOR,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool | None = None,
+        http_only: bool = True,
+        same_site: SameSite = "lax",
+        idle_timeout: int = DEFAULT_IDLE_TIMEOUT,
+        absolute_timeout: int = DEFAULT_ABSOLUTE_TIMEOUT,
+        touch_interval: int = DEFAULT_TOUCH_INTERVAL,
+        rotate_every: int | None = DEFAULT_ROTATE_EVERY,
+        max_clock_skew: int = DEFAULT_MAX_CLOCK_SKEW,
+        persistent_cookie: bool = True,
+        visitor_max_age: int = DEFAULT_VISITOR_MAX_AGE,
+        insecure_development: bool = False,
+        client_address: AddressMode = "truncated",
+        on_security_event: EventHook | None = None,
+    ) -> None:
+        """Check and freeze the policy.
+
+        ``secret_keys`` lists keys newest first; only the first seals. ``visitor_cookie=None``
+        turns the visitor cookie off. ``insecure_development=True`` is the one way to send
+        cookies over plain http: it drops ``Secure`` and the ``__Host-`` prefix.
+        """
+        if secure is None:
+            secure = not insecure_development
+        elif not secure and not insecure_development:
+            raise ConfigurationError(
+                "secure=False would send the session cookie over plain http: pass "
+                "insecure_development=True to say this is a development setup"
+            )
+        if session_cookie is None:
+            session_cookie = _SECURE_SESSION
+            if not secure or path != "/" or domain is not None:
+                session_cookie = session_cookie[_PLAIN_PREFIX:]
+        if visitor_cookie == _SECURE_VISITOR and not secure:
+            visitor_cookie = visitor_cookie[_PLAIN_PREFIX:]
+        self.idle_timeout = _positive("idle_timeout", idle_timeout)
+        self.absolute_timeout = _positive("absolute_timeout", absolute_timeout)
+        self.touch_interval = _positive("touch_interval", touch_interval)
+        self.max_clock_skew = _positive("max_clock_skew", max_clock_skew)
+        if absolute_timeout < idle_timeout:
+            raise ConfigurationError(
+                f"absolute_timeout ({absolute_timeout}s) is shorter than idle_timeout "
+                f"({idle_timeout}s): raise absolute_timeout or lower idle_timeout"
+            )
+        if touch_interval * 2 > idle_timeout:
+            raise ConfigurationError(
+                f"touch_interval ({touch_interval}s) must be at most half of idle_timeout "
+                f"({idle_timeout}s), or active sessions would time out between refreshes"
+            )
+        self.rotate_every = (
+            None if rotate_every is None else _positive("rotate_every", rotate_every)
+        )
+        self.visitor_max_age = _positive("visitor_max_age", visitor_max_age)
+        if visitor_max_age > MAX_VISITOR_MAX_AGE:
+            raise ConfigurationError(
+                f"visitor_max_age ({visitor_max_age}s) is over the 400 days a browser keeps "
+                "a cookie"
+            )
+        if client_address not in ("truncated", "full", "off"):
+            raise ConfigurationError(
+                f"client_address={client_address!r} is not one of 'truncated', 'full', 'off'"
+            )
+        self.persistent_cookie = persistent_cookie
+        self.insecure_development = insecure_development
+        self.client_address: AddressMode = client_address
+        self.clock = clock
+        self.on_security_event = on_security_event
+        self.session_spec = CookieSpec(
+            session_cookie,
+            path=path,
+            domain=domain,
+            secure=secure,
+            http_only=http_only,
+            same_site=same_site,
+        )
+        self.visitor_spec = (
+            None
+            if visitor_cookie is None
+            else CookieSpec(visitor_cookie, secure=secure, same_site="lax")
+        )
+        if self.visitor_spec is not None and visitor_cookie == session_cookie:
+            raise ConfigurationError("session_cookie and visitor_cookie must have different names")
+        self.keys = KeyRing(secret_keys)
+        self._sealer = Sealer(self.keys, "session")
+        self._visitors = VisitorCodec(self.keys)
+        self._names = frozenset(n for n in (session_cookie, visitor_cookie) if n is not None)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **settings: Any) -> SessionKit:
+        """Build from ``SESSIONKIT_SECRET_KEYS`` (comma-separated, newest first) + ``settings``."""
+        value = (os.environ if environ is None else environ).get(_ENV_KEYS, "")
+        keys = [k.strip() for k in value.split(",") if k.strip()]
+        if not keys:
+            raise ConfigurationError(
+                f"{_ENV_KEYS} is not set: generate a key with `python -m sessionkit keygen` "
+                f"and export {_ENV_KEYS}=<key> (several keys comma-separated, newest first)"
+            )
+        return cls(secret_keys=keys, **settings)
+
+    def __repr__(self) -> str:
+        return (
+            f"SessionKit(session_cookie={self.session_spec.name!r}, keys={self.keys!r}, "
+            f"idle_timeout={self.idle_timeout}, absolute_timeout={self.absolute_timeout})"
+        )
+
+    def report(self, reason: str, cookie: str, client: str | None) -> None:
+        """Record one security event on the ``sessionkit.security`` logger and the hook.
+
+        Expiry is logged at INFO (it is routine); every other reason at WARNING.
+        """
+        event = SecurityEvent(reason, cookie, client_for_log(client, self.client_address))
+        SECURITY_LOGGER.log(
+            logging.INFO if reason in (EXPIRED_IDLE, EXPIRED_ABSOLUTE) else logging.WARNING,
+            "rejected cookie %s: %s (client %s)",
+            event.cookie,
+            event.reason,
+            event.client or "-",
+            extra={"sessionkit_event": event},
+        )
+        if self.on_security_event is not None:
+            self.on_security_event(event)
+
+    def open(
+        self,
+        cookie_header: str | None,
+        *,
+        client: str | None = None,
+        sec_gpc: str | None = None,
+        dnt: str | None = None,
+        now: float | None = None,
+    ) -> Exchange:
+        """Read a request's cookies and return the exchange for that request.
+
+        ``cookie_header`` is the ``Cookie`` header's text (several headers joined with
+        ``"; "``), ``client`` the peer address (for events only), ``sec_gpc`` and ``dnt``
+        the values of those headers: either one being ``1`` opts the visitor out of the
+        visitor cookie. Never raises for anything the client sent.
+        """
+        if now is None:
+            now = self.clock()
+        found = pick_cookies(cookie_header, self._names) if cookie_header else {}
+        opt_out = _is_one(sec_gpc) or _is_one(dnt)
+        return Exchange(self, found, client, opt_out, now)
+
+    def open_session(self, value: str, now: float) -> tuple[Session, bool]:
+        """Open one session cookie value; raise :class:`BadToken` if it is not acceptable.
+
+        Returns the session and whether it must be re-issued (older key, timed rotation).
+        """
+        payload, current_key = self._sealer.unseal(value, self.session_spec.name)
+        session = Session.opened(
+            payload,
+            now,
+            idle_timeout=self.idle_timeout,
+            absolute_timeout=self.absolute_timeout,
+            max_clock_skew=self.max_clock_skew,
+        )
+        if self.rotate_every is not None and now - session.rotated_at >= self.rotate_every:
+            session.rotate()
+        return session, not current_key
+
+    def seal_session(self, session: Session) -> str:
+        """Seal ``session`` into a cookie value; raise :class:`SessionTooLarge` if it won't fit."""
+        value = self._sealer.seal(session.payload(), self.session_spec.name)
+        size = self.session_spec.size(value)
+        if size > MAX_COOKIE_BYTES:
+            raise SessionTooLarge(size, MAX_COOKIE_BYTES)
+        return value
+
+    def session_max_age(self, session: Session, now: float) -> int | None:
+        """Max-Age for a session cookie issued at ``now``: until the first timeout due."""
+        if not self.persistent_cookie:
+            return None
+        remaining = session.created_at + self.absolute_timeout - int(now)
+        return max(1, min(self.idle_timeout, remaining))
+
+
+class Exchange:
+    """The sessionkit side of one request: the session, the visitor id, what to send back."""
+
+    __slots__ = (
+        "_kit",
+        "_now",
+        "_reissue",
+        "_session_cookie_seen",
+        "_visitor_delete",
+        "_visitor_set",
+        "session",
+        "visitor",
+    )
+
+    def __init__(
+        self,
+        kit: SessionKit,
+        found: dict[str, list[str]],
+        client: str | None,
+        opt_out: bool,
+        now: float,
+    ) -> None:
+        self._kit = kit
+        self._now = now
+        spec = kit.session_spec
+        values = found.get(spec.name)
+        #: The request's session; empty and new when no valid cookie came in.
+        self.session: Session
+        self._reissue = False
+        self._session_cookie_seen = values is not None
+        if values is None:
+            self.session = Session(now)
+        elif len(values) > 1:
+            kit.report(DUPLICATE, spec.name, client)
+            self.session = Session(now)
+        else:
+            try:
+                self.session, self._reissue = kit.open_session(values[0], now)
+            except BadToken as exc:
+                kit.report(exc.reason, spec.name, client)
+                self.session = Session(now)
+        #: The visitor id, or None when the visitor cookie is off or the visitor opted out.
+        self.visitor: str | None = None
+        self._visitor_set = self._visitor_delete = False
+        vspec = kit.visitor_spec
+        if vspec is None:
+            return
+        vvalues = found.get(vspec.name)
+        if opt_out:
+            self._visitor_delete = vvalues is not None
+            return
+        if vvalues is not None:
+            if len(vvalues) > 1:
+                kit.report(DUPLICATE, vspec.name, client)
+            else:
+                try:
+                    self.visitor, current = kit._visitors.verify(vvalues[0], vspec.name)
+                    self._visitor_set = not current
+                    return
+                except BadToken as exc:
+                    kit.report(exc.reason, vspec.name, client)
+        self.visitor = kit._visitors.mint()
+        self._visitor_set = True
+
+    def set_cookie_headers(self) -> list[str]:
+        """The ``Set-Cookie`` values this response must carry (empty when nothing changed).
+
+        Raises :class:`SessionTooLarge` when the session does not fit one cookie.
+        """
+        kit = self._kit
+        session = self.session
+        out: list[str] = []
+        rejected = self._session_cookie_seen and session.is_new
+        if session.is_empty:
+            if self._session_cookie_seen and (rejected or session.modified or session.id_changed):
+                out.append(kit.session_spec.delete())
+        elif (
+            rejected
+            or session.modified
+            or self._reissue
+            or session.id_changed
+            or self._now - session.last_seen >= kit.touch_interval
+        ):
+            value = kit.seal_session(session)
+            out.append(kit.session_spec.set(value, kit.session_max_age(session, self._now)))
+        vspec = kit.visitor_spec
+        if vspec is not None:
+            if self._visitor_delete:
+                out.append(vspec.delete())
+            elif self._visitor_set and self.visitor is not None:
+                value = kit._visitors.sign(self.visitor, vspec.name)
+                out.append(vspec.set(value, kit.visitor_max_age))
+        return out
+
+    def response_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Return the app's ``headers`` with sessionkit's added.
+
+        Adds ``Set-Cookie`` for what changed; ``Vary: Cookie`` when a session cookie was
+        read or set; ``Cache-Control: no-store`` in place of any other caching directive
+        when a cookie is set, so no shared cache can store one visitor's cookie for others.
+        The app's own ``Set-Cookie`` headers are kept as they are.
+        """
+        cookies = self.set_cookie_headers()
+        vary = self._session_cookie_seen or bool(cookies)
+        if not cookies and not vary:
+            return headers
+        out = list(headers)
+        if vary and not any(
+            name.lower() == "vary" and _lists_token(value, ("cookie", "*")) for name, value in out
+        ):
+            out.append(("Vary", "Cookie"))
+        if cookies:
+            private = any(
+                name.lower() == "cache-control" and _lists_token(value, ("no-store",))
+                for name, value in out
+            )
+            if not private:
+                out = [(n, v) for n, v in out if n.lower() != "cache-control"]
+                out.append(("Cache-Control", _NO_STORE))
+            out.extend(("Set-Cookie", cookie) for cookie in cookies)
+        return out
+
+
+def _is_one(value: str | None) -> bool:
+    return value is not None and value.strip() == "1"
+
+
+def _lists_token(value: str, tokens: tuple[str, ...]) -> bool:
+    return any(part.strip().lower() in tokens for part in value.split(","))

@@ -1,0 +1,229 @@
+"""The session mapping and its sealed payload.
+
+A :class:`Session` is a ``dict`` of JSON values that records every mutation, so code
+written for Starlette's or Flask's session keeps working. Its lifecycle metadata
+(id, creation time, last activity, last rotation, bound user) travels inside the sealed
+cookie beside the data, never in the clear::
+
+    [id, created_at, last_seen, rotated_at, user_id, {data}]
+
+Times are whole seconds since the epoch. Timeouts are checked here, on the server,
+when a payload is opened: a client that keeps a cookie past its ``Max-Age`` gains nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import BadToken, UnserializableValue
+from .events import EXPIRED_ABSOLUTE, EXPIRED_IDLE, FROM_THE_FUTURE, INVALID_PAYLOAD
+
+__all__ = ["SESSION_ID_BYTES", "Session", "UserId", "new_session_id"]
+
+#: Random bytes in a session id (128 bits), written as 22 base64url characters.
+SESSION_ID_BYTES = 16
+_SESSION_ID_CHARS = 22
+
+UserId = str | int
+
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
+_MISSING: Any = object()
+
+
+def new_session_id() -> str:
+    """Return a fresh opaque session id with 128 bits from the OS CSPRNG."""
+    return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
+def _check_item(key: object, value: object) -> None:
+    if not isinstance(key, str):
+        raise UnserializableValue(f"session keys must be str, not {type(key).__name__} ({key!r})")
+    try:
+        _encode(value)
+    except (TypeError, ValueError) as exc:
+        raise UnserializableValue(
+            f"session[{key!r}] cannot be stored: {exc}. Sessions hold JSON values only "
+            "(str, int, float, bool, None, and lists and dicts of them)"
+        ) from None
+
+
+class Session(dict[str, Any]):
+    """The session of one request: a ``dict`` of JSON values plus lifecycle state.
+
+    Every mutation through the ``dict`` API sets :attr:`modified`. A change made
+    *inside* a nested value (``session["cart"].append(x)``) cannot be seen: set
+    ``session.modified = True`` after one, or assign the value again.
+    """
+
+    __slots__ = (
+        "_loaded_id",
+        "_now",
+        "created_at",
+        "id",
+        "is_new",
+        "last_seen",
+        "modified",
+        "rotated_at",
+        "user_id",
+    )
+
+    id: str
+    is_new: bool
+    created_at: int
+    last_seen: int
+    rotated_at: int
+    user_id: UserId | None
+    modified: bool
+
+    def __init__(self, now: float) -> None:
+        """Start an empty new session at time ``now``."""
+        super().__init__()
+        stamp = int(now)
+        self._now = stamp
+        self.id = self._loaded_id = new_session_id()
+        self.is_new = True
+        self.created_at = self.last_seen = self.rotated_at = stamp
+        self.user_id = None
+        self.modified = False
+
+    @classmethod
+    def opened(
+        cls,
+        payload: bytes,
+        now: float,
+        *,
+        idle_timeout: int,
+        absolute_timeout: int,
+        max_clock_skew: int,
+    ) -> Session:
+        """Rebuild a session from a sealed payload's plaintext, enforcing the timeouts.
+
+        Raises :class:`BadToken` naming the reason when the payload is not acceptable.
+        """
+        try:
+            sid, created, seen, rotated, user, data = json.loads(payload)
+        except (ValueError, TypeError):
+            raise BadToken(INVALID_PAYLOAD) from None
+        if not (
+            type(sid) is str
+            and len(sid) == _SESSION_ID_CHARS
+            and type(created) is int
+            and type(seen) is int
+            and type(rotated) is int
+            and created <= rotated <= seen
+            and (user is None or type(user) in (str, int))
+            and type(data) is dict
+        ):
+            raise BadToken(INVALID_PAYLOAD)
+        if seen > now + max_clock_skew:
+            raise BadToken(FROM_THE_FUTURE)
+        if now - created > absolute_timeout:
+            raise BadToken(EXPIRED_ABSOLUTE)
+        if now - seen > idle_timeout:
+            raise BadToken(EXPIRED_IDLE)
+        session = cls.__new__(cls)
+        dict.update(session, data)
+        session._now = int(now)
+        session.id = session._loaded_id = sid
+        session.is_new = False
+        session.created_at = created
+        session.last_seen = seen
+        session.rotated_at = rotated
+        session.user_id = user
+        session.modified = False
+        return session
+
+    def payload(self) -> bytes:
+        """Serialise for sealing, stamping ``last_seen`` with the request time."""
+        self.last_seen = max(self._now, self.last_seen)
+        try:
+            text = _encode(
+                [self.id, self.created_at, self.last_seen, self.rotated_at, self.user_id, self]
+            )
+        except (TypeError, ValueError) as exc:
+            raise UnserializableValue(
+                f"the session cannot be stored: {exc}. A value changed in place holds "
+                "something that is not JSON"
+            ) from None
+        return text.encode()
+
+    @property
+    def id_changed(self) -> bool:
+        """Whether the id differs from the one the request arrived with."""
+        return self.id != self._loaded_id
+
+    def rotate(self) -> None:
+        """Give the session a new id and keep its data; call it on any privilege change."""
+        self.id = new_session_id()
+        self.rotated_at = self._now
+
+    def login(self, user_id: UserId) -> None:
+        """Bind the session to ``user_id`` under a new id (defeats session fixation)."""
+        if type(user_id) not in (str, int):
+            raise UnserializableValue(f"user_id must be str or int, not {type(user_id).__name__}")
+        self.rotate()
+        self.user_id = user_id
+        self.modified = True
+
+    def invalidate(self) -> None:
+        """Log out: drop all data and the bound user, and start over under a new id."""
+        super().clear()
+        self.user_id = None
+        self.rotate()
+        self.created_at = self.last_seen = self._now
+        self.modified = True
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether the session holds no data and no user, so it needs no cookie."""
+        return not self and self.user_id is None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        _check_item(key, value)
+        super().__setitem__(key, value)
+        self.modified = True
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.modified = True
+
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        """Remove all data (the id and user binding stay; see :meth:`invalidate`)."""
+        if self:
+            super().clear()
+            self.modified = True
+
+    def pop(self, key: str, default: Any = _MISSING) -> Any:
+        """Remove ``key`` and return its value (or ``default``), as ``dict.pop``."""
+        if key in self:
+            self.modified = True
+            return super().pop(key)
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+
+    def popitem(self) -> tuple[str, Any]:
+        """Remove and return the last inserted item, as ``dict.popitem``."""
+        item = super().popitem()
+        self.modified = True
+        return item
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """Return ``session[key]``, first storing ``default`` there if it is missing."""
+        if key not in self:
+            self[key] = default
+        return super().__getitem__(key)
+
+    def update(  # type: ignore[override]
+        self, other: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **kwargs: Any
+    ) -> None:
+        """Store every item of ``other`` and ``kwargs``, each checked as by ``session[k] = v``."""
+        for key, value in dict(other, **kwargs).items():
+            self[key] = value

@@ -1,0 +1,46 @@
+"""WSGI front end: ``app = SessionMiddleware(app, kit=kit)``.
+
+The session is ``environ["sessionkit.session"]``, the visitor id
+``environ["sessionkit.visitor"]``. Headers are added when the app calls
+``start_response``; the response body passes through untouched, so streaming works.
+Session changes made after ``start_response`` (while the body is produced) are not saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from .kit import SessionKit
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["SessionMiddleware"]
+
+
+class SessionMiddleware:
+    """WSGI middleware giving every request a sessionkit session."""
+
+    def __init__(self, app: WSGIApplication, kit: SessionKit) -> None:
+        self.app = app
+        self.kit = kit
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Handle one WSGI request."""
+        exchange = self.kit.open(
+            environ.get("HTTP_COOKIE"),
+            client=environ.get("REMOTE_ADDR"),
+            sec_gpc=environ.get("HTTP_SEC_GPC"),
+            dnt=environ.get("HTTP_DNT"),
+        )
+        environ["sessionkit.session"] = exchange.session
+        environ["sessionkit.visitor"] = exchange.visitor
+
+        def start_with_cookies(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> Callable[[bytes], object]:
+            return start_response(status, exchange.response_headers(headers), exc_info)
+
+        return self.app(environ, start_with_cookies)
