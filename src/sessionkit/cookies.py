@@ -2,7 +2,7 @@
 
 Parsing follows RFC 6265bis section 5.6 for the parts that matter to us: pairs are split
 on ``;`` only (never on ``,``, see Django CVE-2016-7401), the name is everything before the
-first ``=``, optional whitespace around name and value is dropped, and names compare
+first ``=`` (a pair without one has an empty name), optional whitespace around name and value is dropped, and names compare
 byte for byte, so ``__host-session`` is not ``__Host-session``. Every occurrence of a
 wanted name is kept, so a caller can treat duplicates as the attack they are.
 """
@@ -39,9 +39,9 @@ def pick_cookies(header: str | None, names: Collection[str]) -> dict[str, list[s
     if not header:
         return found
     for pair in header.split(";"):
-        name, _, value = pair.partition("=")
+        name, eq, value = pair.partition("=")
         name = name.strip(_OWS)
-        if name in names:
+        if eq and name in names:
             found.setdefault(name, []).append(value.strip(_OWS))
     return found
 

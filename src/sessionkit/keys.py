@@ -56,9 +56,14 @@ def decode_key(text: str) -> bytes:
             f"a secret key holds {len(raw)} bytes, fewer than the {KEY_BYTES} required; "
             f"{_HOW_TO_GENERATE}"
         )
-    if len(set(raw)) < _MIN_DISTINCT_BYTES:
+    if (
+        len(set(raw)) < _MIN_DISTINCT_BYTES
+        or stripped.rstrip("=").lower() == stripped.rstrip("=")
+        or stripped.rstrip("=").upper() == stripped.rstrip("=")
+    ):
         raise ConfigurationError(
-            f"a secret key is a repeating pattern, not random bytes; {_HOW_TO_GENERATE}"
+            f"a secret key looks like a pattern or a passphrase, not random bytes "
+            f"(a random key mixes upper and lower case); {_HOW_TO_GENERATE}"
         )
     return raw
 

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sessionkit import ConfigurationError
+from sessionkit.cookies import CookieSpec, pick_cookies
+
+NAMES = frozenset({"__Host-session", "__Host-visitor"})
+# RFC 6265bis cookie-octet: %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E
+COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+
+
+def test_picks_only_wanted_names_and_keeps_every_copy() -> None:
+    header = "a=1; __Host-session=x; b=2;__Host-session = y ;__Host-visitor=v"
+    assert pick_cookies(header, NAMES) == {"__Host-session": ["x", "y"], "__Host-visitor": ["v"]}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "__host-session=x",
+        "__HOST-session=x",
+        "__Host-Session=x",
+        "__Host-sessionx=x",
+        "x__Host-session=x",
+        "__Host-session",
+        "",
+    ],
+)
+def test_case_variants_and_lookalikes_are_not_ours(header: str) -> None:
+    assert pick_cookies(header, NAMES) == {}
+
+
+def test_commas_do_not_split_pairs() -> None:
+    """Django CVE-2016-7401: a comma must not let one cookie smuggle in another."""
+    assert pick_cookies("a=b,__Host-session=evil", NAMES) == {}
+    assert pick_cookies("__Host-session=good,__Host-session=evil", NAMES) == {
+        "__Host-session": ["good,__Host-session=evil"]
+    }
+
+
+def test_quotes_and_equals_stay_in_the_value() -> None:
+    assert pick_cookies('__Host-session="a=b"', NAMES) == {"__Host-session": ['"a=b"']}
+
+
+@given(st.text())
+def test_any_header_text_never_raises(header: str) -> None:
+    found = pick_cookies(header, NAMES)
+    assert set(found) <= NAMES
+
+
+@given(st.binary())
+def test_any_header_bytes_never_raise(raw: bytes) -> None:
+    pick_cookies(raw.decode("latin-1"), NAMES)
+
+
+def test_set_cookie_has_secure_defaults() -> None:
+    spec = CookieSpec("__Host-session")
+    assert spec.set("abc", 60) == (
+        "__Host-session=abc; Max-Age=60; Path=/; Secure; HttpOnly; SameSite=Lax"
+    )
+    assert spec.set("abc", None) == "__Host-session=abc; Path=/; Secure; HttpOnly; SameSite=Lax"
+    assert spec.delete().startswith("__Host-session=; Max-Age=0; Expires=Thu, 01 Jan 1970")
+
+
+def test_attributes_follow_settings() -> None:
+    spec = CookieSpec(
+        "s", path="/app", domain="example.org", secure=False, http_only=False, same_site="strict"
+    )
+    assert spec.set("v", 5) == "s=v; Max-Age=5; Path=/app; Domain=example.org; SameSite=Strict"
+
+
+@pytest.mark.parametrize(
+    ("settings", "fix"),
+    [
+        ({"name": "__Host-s", "domain": "example.org"}, "__Secure- prefix"),
+        ({"name": "__Host-s", "path": "/app"}, "__Secure- prefix"),
+        ({"name": "__Host-s", "secure": False}, "insecure_development"),
+        ({"name": "__Secure-s", "secure": False}, "insecure_development"),
+        ({"name": "s", "same_site": "none", "secure": False}, "keep secure=True"),
+        ({"name": "s", "same_site": "sometimes"}, "one of"),
+        ({"name": "bad name"}, "not a valid cookie name"),
+        ({"name": "s;x"}, "not a valid cookie name"),
+        ({"name": "s", "path": "app"}, "start with '/'"),
+        ({"name": "s", "path": "/a;b"}, "hold no ';'"),
+        ({"name": "s", "domain": "a;b"}, "not allowed"),
+    ],
+)
+def test_unsafe_cookie_settings_fail_naming_the_fix(settings: dict[str, object], fix: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(fix)):
+        CookieSpec(**settings)  # type: ignore[arg-type]
+
+
+def test_same_site_is_case_insensitive() -> None:
+    assert CookieSpec("s", same_site="STRICT").set("v", 1).endswith("SameSite=Strict")  # type: ignore[arg-type]
+
+
+def test_size_counts_name_and_value() -> None:
+    assert CookieSpec("__Host-session").size("abc") == len("__Host-session=abc")

@@ -1,0 +1,266 @@
+"""The core exchange: what a request's cookies give and what the response must carry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sessionkit import ConfigurationError, SecurityEvent, SessionKit, SessionTooLarge, generate_key
+from sessionkit.kit import Exchange
+
+MakeKit = Callable[..., SessionKit]
+
+
+def set_cookies(headers: list[tuple[str, str]]) -> dict[str, str]:
+    return {v.split("=", 1)[0]: v for n, v in headers if n == "Set-Cookie"}
+
+
+def cookie_header(headers: list[tuple[str, str]]) -> str:
+    return "; ".join(v.split(";", 1)[0] for v in set_cookies(headers).values())
+
+
+def logged_in(kit: SessionKit, **data: Any) -> tuple[Exchange, str]:
+    ex = kit.open(None)
+    ex.session.update(data or {"user": "alice"})
+    return ex, cookie_header(ex.response_headers([]))
+
+
+def test_anonymous_request_that_writes_nothing_gets_no_session_cookie(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None)
+    ex = kit.open(None)
+    ex.session.get("anything")
+    assert ex.response_headers([("Content-Type", "text/plain")]) == [("Content-Type", "text/plain")]
+
+
+def test_written_session_round_trips(make_kit: MakeKit, clock: Any) -> None:
+    kit = make_kit(visitor_cookie=None)
+    _, cookie = logged_in(kit, user="alice", n=1)
+    clock.advance(5)
+    ex = kit.open(cookie)
+    assert ex.session == {"user": "alice", "n": 1}
+    assert not ex.session.is_new
+    assert ex.response_headers([]) == [("Vary", "Cookie")]
+
+
+def test_touch_refreshes_at_most_once_per_interval(make_kit: MakeKit, clock: Any) -> None:
+    kit = make_kit(visitor_cookie=None, touch_interval=60)
+    _, cookie = logged_in(kit)
+    clock.advance(59)
+    assert "__Host-session" not in set_cookies(kit.open(cookie).response_headers([]))
+    clock.advance(1)
+    refreshed = kit.open(cookie).response_headers([])
+    assert "__Host-session" in set_cookies(refreshed)
+    cookie = cookie_header(refreshed)
+    clock.advance(30)
+    assert "__Host-session" not in set_cookies(kit.open(cookie).response_headers([]))
+
+
+def test_active_session_outlives_idle_timeout_but_not_absolute(
+    make_kit: MakeKit, clock: Any
+) -> None:
+    kit = make_kit(visitor_cookie=None, rotate_every=None)
+    _, cookie = logged_in(kit)
+    start = clock.now
+    while clock.now - start < 12 * 3600 - 600:
+        clock.advance(600)
+        ex = kit.open(cookie)
+        assert ex.session == {"user": "alice"}, clock.now - start
+        cookie = cookie_header(ex.response_headers([])) or cookie
+    clock.advance(601)
+    assert kit.open(cookie).session == {}
+
+
+def test_max_age_never_outlives_the_absolute_timeout(make_kit: MakeKit, clock: Any) -> None:
+    kit = make_kit(visitor_cookie=None, rotate_every=None)
+    ex, cookie = logged_in(kit)
+    assert "Max-Age=1800;" in set_cookies(ex.response_headers([]))["__Host-session"]
+    clock.advance(12 * 3600 - 100)
+    ex = make_kit(visitor_cookie=None, rotate_every=None, idle_timeout=12 * 3600).open(cookie)
+    ex.session["x"] = 1
+    assert "Max-Age=100;" in set_cookies(ex.response_headers([]))["__Host-session"]
+
+
+def test_persistent_cookie_off_gives_a_browser_session_cookie(make_kit: MakeKit) -> None:
+    ex, _ = logged_in(make_kit(visitor_cookie=None, persistent_cookie=False))
+    assert "Max-Age" not in set_cookies(ex.response_headers([]))["__Host-session"]
+
+
+def test_timed_rotation_changes_the_id_and_reissues(make_kit: MakeKit, clock: Any) -> None:
+    kit = make_kit(visitor_cookie=None, rotate_every=900)
+    first, cookie = logged_in(kit)
+    clock.advance(899)
+    assert kit.open(cookie).session.id == first.session.id
+    clock.advance(1)
+    ex = kit.open(cookie)
+    assert ex.session.id != first.session.id
+    assert ex.session == {"user": "alice"}
+    assert "__Host-session" in set_cookies(ex.response_headers([]))
+
+
+def test_older_key_is_accepted_then_reissued_under_the_newest(make_kit: MakeKit) -> None:
+    old, new = generate_key(), generate_key()
+    _, cookie = logged_in(make_kit(secret_keys=[old], visitor_cookie=None))
+    rotated = make_kit(secret_keys=[new, old], visitor_cookie=None)
+    ex = rotated.open(cookie)
+    assert ex.session == {"user": "alice"}
+    reissued = cookie_header(ex.response_headers([]))
+    assert make_kit(secret_keys=[new], visitor_cookie=None).open(reissued).session == {
+        "user": "alice"
+    }
+    assert make_kit(secret_keys=[new], visitor_cookie=None).open(cookie).session == {}
+
+
+@pytest.mark.parametrize(
+    ("mangle", "reason"),
+    [
+        (lambda c: c[:-4], "tampered"),
+        (lambda c: c[:-1] + ("A" if c[-1] != "A" else "B"), "tampered"),
+        (lambda c: c.split("=", 1)[0] + "=garbage", "malformed"),
+        (lambda c: c + "; " + c, "duplicate"),
+        (lambda c: c.split("=", 1)[0] + "=" + "A" * 5000, "oversized"),
+    ],
+)
+def test_bad_cookie_gives_empty_session_expiring_cookie_and_one_event(
+    make_kit: MakeKit, mangle: Callable[[str], str], reason: str
+) -> None:
+    events: list[SecurityEvent] = []
+    kit = make_kit(visitor_cookie=None, on_security_event=events.append)
+    _, cookie = logged_in(kit)
+    ex = kit.open(mangle(cookie), client="203.0.113.9")
+    assert ex.session == {}
+    assert ex.session.is_new
+    assert events == [SecurityEvent(reason, "__Host-session", "203.0.113.0")]
+    assert "Max-Age=0" in set_cookies(ex.response_headers([]))["__Host-session"]
+
+
+def test_bad_cookie_replaced_when_the_app_writes(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None)
+    ex = kit.open("__Host-session=garbage")
+    ex.session["fresh"] = True
+    header = set_cookies(ex.response_headers([]))["__Host-session"]
+    assert "Max-Age=1800" in header
+    assert kit.open(header.split(";")[0]).session == {"fresh": True}
+
+
+def test_events_go_to_the_security_logger(
+    make_kit: MakeKit, caplog: pytest.LogCaptureFixture, clock: Any
+) -> None:
+    kit = make_kit(visitor_cookie=None)
+    _, cookie = logged_in(kit)
+    with caplog.at_level(logging.INFO, logger="sessionkit.security"):
+        kit.open("__Host-session=garbage", client="2001:db8:1:2::7")
+        clock.advance(3600)
+        kit.open(cookie)
+    assert [(r.levelno, r.sessionkit_event.reason) for r in caplog.records] == [  # type: ignore[attr-defined]
+        (logging.WARNING, "malformed"),
+        (logging.INFO, "expired_idle"),
+    ]
+    assert "2001:db8:1::" in caplog.records[0].getMessage()
+    assert "garbage" not in caplog.text
+
+
+def test_client_address_modes(make_kit: MakeKit) -> None:
+    for mode, expected in (("full", "198.51.100.7"), ("off", None), ("truncated", "198.51.100.0")):
+        events: list[SecurityEvent] = []
+        kit = make_kit(visitor_cookie=None, client_address=mode, on_security_event=events.append)
+        kit.open("__Host-session=x", client="198.51.100.7")
+        kit.open("__Host-session=x", client="/run/app.sock")
+        assert [e.client for e in events] == [expected, None]
+
+
+def test_invalidate_expires_the_cookie(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None)
+    _, cookie = logged_in(kit)
+    ex = kit.open(cookie)
+    ex.session.invalidate()
+    assert "Max-Age=0" in set_cookies(ex.response_headers([]))["__Host-session"]
+
+
+def test_login_without_data_keeps_a_cookie(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None)
+    ex = kit.open(None)
+    ex.session.login("u1")
+    cookie = cookie_header(ex.response_headers([]))
+    assert kit.open(cookie).session.user_id == "u1"
+
+
+def test_session_too_large_raises_with_size_and_limit(make_kit: MakeKit) -> None:
+    ex = make_kit(visitor_cookie=None).open(None)
+    ex.session["blob"] = "x" * 4000
+    with pytest.raises(SessionTooLarge) as caught:
+        ex.response_headers([])
+    assert caught.value.limit == 4096
+    assert caught.value.size > 4096
+    assert "4096" in str(caught.value)
+
+
+def test_vary_and_cache_control(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None)
+    ex, cookie = logged_in(kit)
+    headers = ex.response_headers(
+        [("Cache-Control", "public, max-age=600"), ("Vary", "Accept-Encoding")]
+    )
+    assert ("Cache-Control", "no-store") in headers
+    assert not any(v.startswith("public") for _, v in headers)
+    assert ("Vary", "Accept-Encoding") in headers
+    assert ("Vary", "Cookie") in headers
+    kept = kit.open(cookie).response_headers(
+        [("vary", "Accept, cookie"), ("Cache-Control", "max-age=5")]
+    )
+    assert kept == [("vary", "Accept, cookie"), ("Cache-Control", "max-age=5")]
+    ex = kit.open(None)
+    ex.session["a"] = 1
+    assert (
+        ex.response_headers([("Cache-Control", "private, no-store")]).count(
+            ("Cache-Control", "private, no-store")
+        )
+        == 1
+    )
+
+
+def test_app_set_cookies_are_kept(make_kit: MakeKit) -> None:
+    ex, _ = logged_in(make_kit(visitor_cookie=None))
+    headers = ex.response_headers([("Set-Cookie", "theme=dark"), ("Set-Cookie", "lang=en")])
+    values = [v for n, v in headers if n == "Set-Cookie"]
+    assert values[:2] == ["theme=dark", "lang=en"]
+    assert len(values) == 3
+
+
+@pytest.mark.parametrize(
+    ("settings", "fix"),
+    [
+        ({"secure": False}, "insecure_development=True"),
+        ({"idle_timeout": 0}, "positive whole number"),
+        ({"idle_timeout": 1.5}, "positive whole number"),
+        ({"idle_timeout": 3600, "absolute_timeout": 60}, "raise absolute_timeout"),
+        ({"touch_interval": 1000}, "at most half of idle_timeout"),
+        ({"visitor_max_age": 401 * 86400}, "400 days"),
+        ({"client_address": "everything"}, "'truncated', 'full', 'off'"),
+        ({"session_cookie": "v", "visitor_cookie": "v"}, "different names"),
+        ({"domain": "example.org", "session_cookie": "__Host-s"}, "__Secure- prefix"),
+        ({"same_site": "none", "insecure_development": True}, "keep secure=True"),
+    ],
+)
+def test_misconfiguration_fails_at_start_up(
+    make_kit: MakeKit, settings: dict[str, Any], fix: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=fix.replace("(", r"\(")):
+        make_kit(**settings)
+
+
+def test_insecure_development_drops_secure_and_the_prefix(make_kit: MakeKit) -> None:
+    kit = make_kit(insecure_development=True)
+    ex = kit.open(None)
+    ex.session["a"] = 1
+    cookies = set_cookies(ex.response_headers([]))
+    assert set(cookies) == {"session", "visitor"}
+    assert all("Secure" not in v for v in cookies.values())
+
+
+def test_path_or_domain_drop_the_host_prefix_from_the_default_name(make_kit: MakeKit) -> None:
+    assert make_kit(path="/app").session_spec.name == "session"
+    assert make_kit(domain="example.org").session_spec.name == "session"
+    assert make_kit().visitor_spec.name == "__Host-visitor"  # type: ignore[union-attr]

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sessionkit import SecurityEvent, SessionKit, generate_key
+from sessionkit.errors import BadToken
+from sessionkit.keys import KeyRing
+from sessionkit.seal import b64decode
+from sessionkit.visitor import VisitorCodec
+
+MakeKit = Callable[..., SessionKit]
+NAME = "__Host-visitor"
+
+
+def visitor_cookie(headers: list[tuple[str, str]]) -> str | None:
+    for name, value in headers:
+        if name == "Set-Cookie" and value.startswith(NAME + "="):
+            return value
+    return None
+
+
+def test_value_is_only_an_id_and_a_mac() -> None:
+    ring = KeyRing([generate_key()])
+    codec = VisitorCodec(ring)
+    vid = codec.mint()
+    raw = b64decode(codec.sign(vid, NAME))
+    assert len(raw) == 1 + 4 + 16 + 16
+    assert raw[1:5] == ring.key_ids[0]
+    assert raw[5:21] == b64decode(vid)
+    assert codec.verify(codec.sign(vid, NAME), NAME) == (vid, True)
+    assert len({codec.mint() for _ in range(1000)}) == 1000
+
+
+def test_forged_moved_or_foreign_values_are_rejected() -> None:
+    codec = VisitorCodec(KeyRing([generate_key()]))
+    value = codec.sign(codec.mint(), NAME)
+    for bad, reason in (
+        (value[:-2] + ("AA" if value[-2:] != "AA" else "BA"), "tampered"),
+        (VisitorCodec(KeyRing([generate_key()])).sign(codec.mint(), NAME), "unknown_key"),
+        ("x" * 100, "oversized"),
+        (value[:20], "malformed"),
+    ):
+        with pytest.raises(BadToken) as caught:
+            codec.verify(bad, NAME)
+        assert caught.value.reason == reason
+    with pytest.raises(BadToken, match="tampered"):
+        codec.verify(value, "__Host-session")
+
+
+def test_set_once_then_not_resent(make_kit: MakeKit) -> None:
+    kit = make_kit()
+    ex = kit.open(None)
+    header = visitor_cookie(ex.response_headers([]))
+    assert header is not None
+    assert "Max-Age=31536000; Path=/; Secure; HttpOnly; SameSite=Lax" in header
+    again = kit.open(header.split(";")[0])
+    assert again.visitor == ex.visitor
+    assert again.response_headers([]) == []
+
+
+def test_older_key_reissues_the_same_id(make_kit: MakeKit) -> None:
+    old, new = generate_key(), generate_key()
+    ex = make_kit(secret_keys=[old]).open(None)
+    header = visitor_cookie(ex.response_headers([]))
+    assert header is not None
+    ex2 = make_kit(secret_keys=[new, old]).open(header.split(";")[0])
+    assert ex2.visitor == ex.visitor
+    reissued = visitor_cookie(ex2.response_headers([]))
+    assert reissued is not None
+    assert make_kit(secret_keys=[new]).open(reissued.split(";")[0]).visitor == ex.visitor
+
+
+@pytest.mark.parametrize("headers", [{"sec_gpc": "1"}, {"dnt": "1"}, {"sec_gpc": " 1 "}])
+def test_opt_out_sets_nothing_and_expires_an_existing_cookie(
+    make_kit: MakeKit, headers: dict[str, Any]
+) -> None:
+    kit = make_kit()
+    first = kit.open(None, **headers)
+    assert first.visitor is None
+    assert first.response_headers([]) == []
+    header = visitor_cookie(kit.open(None).response_headers([]))
+    assert header is not None
+    ex = kit.open(header.split(";")[0], **headers)
+    assert ex.visitor is None
+    expired = visitor_cookie(ex.response_headers([]))
+    assert expired is not None
+    assert "Max-Age=0" in expired
+
+
+def test_gpc_zero_is_not_an_opt_out(make_kit: MakeKit) -> None:
+    assert make_kit().open(None, sec_gpc="0", dnt="0").visitor is not None
+
+
+def test_bad_visitor_cookie_is_replaced_with_an_event(make_kit: MakeKit) -> None:
+    events: list[SecurityEvent] = []
+    kit = make_kit(on_security_event=events.append)
+    ex = kit.open("__Host-visitor=forged")
+    assert ex.visitor is not None
+    assert events == [SecurityEvent("malformed", NAME, None)]
+    assert visitor_cookie(ex.response_headers([])) is not None
+
+
+def test_visitor_cookie_never_restores_a_login(make_kit: MakeKit) -> None:
+    kit = make_kit()
+    ex = kit.open(None)
+    ex.session.login("alice")
+    headers = ex.response_headers([])
+    only_visitor = visitor_cookie(headers)
+    assert only_visitor is not None
+    later = kit.open(only_visitor.split(";")[0])
+    assert later.session.user_id is None
+    assert later.session == {}
+    assert later.visitor == ex.visitor
+
+
+def test_visitor_cookie_can_be_turned_off(make_kit: MakeKit) -> None:
+    ex = make_kit(visitor_cookie=None).open(None)
+    assert ex.visitor is None
+    assert ex.response_headers([]) == []
