@@ -14,8 +14,9 @@ from typing import Any
 
 from .errors import ConfigurationError
 from .kit import DEFAULT_ABSOLUTE_TIMEOUT, SessionKit
+from .session import Session
 
-__all__ = ["ASGIApp", "SessionMiddleware"]
+__all__ = ["ASGIApp", "SessionMiddleware", "session_of", "visitor_of"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,6 +25,18 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _UNSET: Any = object()
+
+
+def session_of(scope: Scope) -> Session:
+    """The typed session of a request: ``session_of(request.scope)``."""
+    session: Session = scope["session"]
+    return session
+
+
+def visitor_of(scope: Scope) -> str | None:
+    """The visitor id of a request, or None when the visitor opted out."""
+    visitor: str | None = scope["sessionkit.visitor"]
+    return visitor
 
 
 def _from_starlette_names(

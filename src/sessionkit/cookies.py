@@ -1,9 +1,10 @@
 """Read the ``Cookie`` request header and write ``Set-Cookie`` response headers.
 
 Parsing follows RFC 6265bis section 5.6 for the parts that matter to us: pairs are split
-on ``;`` only (never on ``,``, see Django CVE-2016-7401), the name is everything before the
-first ``=`` (a pair without one has an empty name), optional whitespace around name and value is dropped, and names compare
-byte for byte, so ``__host-session`` is not ``__Host-session``. Every occurrence of a
+on ``;`` only (never on ``,``, see Django CVE-2016-7401), the name is everything before
+the first ``=`` (a pair without one has an empty name), optional whitespace around name
+and value is dropped, and names compare byte for byte, so ``__host-session`` is not
+``__Host-session``. Every occurrence of a
 wanted name is kept, so a caller can treat duplicates as the attack they are.
 """
 

@@ -12,12 +12,25 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .kit import SessionKit
+from .session import Session
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["SessionMiddleware"]
+__all__ = ["SessionMiddleware", "session_of", "visitor_of"]
+
+
+def session_of(environ: WSGIEnvironment) -> Session:
+    """The typed session of a request: ``session_of(environ)``."""
+    session: Session = environ["sessionkit.session"]
+    return session
+
+
+def visitor_of(environ: WSGIEnvironment) -> str | None:
+    """The visitor id of a request, or None when the visitor opted out."""
+    visitor: str | None = environ["sessionkit.visitor"]
+    return visitor
 
 
 class SessionMiddleware:
