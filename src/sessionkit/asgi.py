@@ -4,7 +4,9 @@ It translates an ASGI scope into :meth:`SessionKit.open`'s arguments, puts the s
 ``scope["session"]`` (so Starlette's and FastAPI's ``request.session`` work) and the
 visitor id in ``scope["sessionkit.visitor"]``, and adds the exchange's headers to
 ``http.response.start``. WebSocket handlers can read the session; a WebSocket has no
-response to carry a cookie, so changes made there are not saved.
+response to carry a cookie, so changes made there are not saved. When the
+cookies-required gate answers, the app is not called: an http request gets the gate's
+response, a WebSocket is closed with code 1008 before it is accepted.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _UNSET: Any = object()
+#: WebSocket close code for a refused connection (RFC 6455 section 7.4.1).
+_POLICY_VIOLATION = 1008
+
+
+def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
 
 
 def session_of(scope: Scope) -> Session:
@@ -135,9 +143,7 @@ class SessionMiddleware:
                 headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
                 edited = exchange.response_headers(headers)
                 if edited is not headers:
-                    message["headers"] = [
-                        (n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in edited
-                    ]
+                    message["headers"] = _encode(edited)
             await send(message)
 
         await self.app(scope, receive, send_with_cookies)

@@ -25,6 +25,7 @@ from .events import (
     SecurityEvent,
     client_for_log,
 )
+from .gate import CHECK_COOKIE_MAX_AGE, DEFAULT_BLOCK_PAGE, BlockPage, EarlyResponse, Gate
 from .keys import KeyRing
 from .seal import Sealer
 from .session import Session
@@ -59,6 +60,7 @@ MAX_VISITOR_MAX_AGE = 400 * 24 * 60 * 60
 
 _SECURE_SESSION = "__Host-session"
 _SECURE_VISITOR = "__Host-visitor"
+_SECURE_CHECK = "__Host-cookie-check"
 _PLAIN_PREFIX = len("__Host-")
 _NO_STORE = "no-store"
 _ENV_KEYS = "SESSIONKIT_SECRET_KEYS"
@@ -86,6 +88,7 @@ class SessionKit:
         self,
         *,
         secret_keys: Iterable[str],
+        require_cookies: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
         session_cookie: str | None = None,
         visitor_cookie: str | None = _SECURE_VISITOR,
@@ -104,12 +107,20 @@ class SessionKit:
         insecure_development: bool = False,
         client_address: AddressMode = "truncated",
         on_security_event: EventHook | None = None,
+        public_home: str = "/",
+        cookies_required_page: BlockPage = DEFAULT_BLOCK_PAGE,
+        cookies_required_json: Callable[[str], object] | None = None,
     ) -> None:
         """Check and freeze the policy.
 
         ``secret_keys`` lists keys newest first; only the first seals. ``visitor_cookie=None``
         turns the visitor cookie off. ``insecure_development=True`` is the one way to send
         cookies over plain http: it drops ``Secure`` and the ``__Host-`` prefix.
+        ``require_cookies`` lists the path prefixes of the application part of the site
+        (see :mod:`sessionkit.gate`); ``cookies_required_page`` is an HTML template (``$home``
+        is the link to ``public_home``) or a callable from the path to HTML, and
+        ``cookies_required_json`` a callable from the path to the JSON document sent to
+        clients that do not accept HTML.
         """
         if secure is None:
             secure = not insecure_development
@@ -174,7 +185,19 @@ class SessionKit:
         self.keys = KeyRing(secret_keys)
         self._sealer = Sealer(self.keys, "session")
         self._visitors = VisitorCodec(self.keys)
-        self._names = frozenset(n for n in (session_cookie, visitor_cookie) if n is not None)
+        self.check_spec = CookieSpec(
+            _SECURE_CHECK if secure else _SECURE_CHECK[_PLAIN_PREFIX:], secure=secure
+        )
+        self.gate = Gate(
+            require_cookies,
+            home=public_home,
+            page=cookies_required_page,
+            json_body=cookies_required_json,
+            test_cookie=self.check_spec.set("1", CHECK_COOKIE_MAX_AGE),
+        )
+        self._names = frozenset(
+            n for n in (session_cookie, visitor_cookie, self.check_spec.name) if n is not None
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **settings: Any) -> SessionKit:
@@ -218,6 +241,10 @@ class SessionKit:
         client: str | None = None,
         sec_gpc: str | None = None,
         dnt: str | None = None,
+        method: str = "GET",
+        path: str = "/",
+        query: str = "",
+        accept: str | None = None,
         now: float | None = None,
     ) -> Exchange:
         """Read a request's cookies and return the exchange for that request.
@@ -225,13 +252,26 @@ class SessionKit:
         ``cookie_header`` is the ``Cookie`` header's text (several headers joined with
         ``"; "``), ``client`` the peer address (for events only), ``sec_gpc`` and ``dnt``
         the values of those headers: either one being ``1`` opts the visitor out of the
-        visitor cookie. Never raises for anything the client sent.
+        visitor cookie. ``method``, ``path`` (decoded, as the app's router sees it),
+        ``query`` (raw) and ``accept`` serve the cookies-required gate: when it answers,
+        :attr:`Exchange.early` holds the response to send instead of calling the app.
+        Never raises for anything the client sent.
         """
         if now is None:
             now = self.clock()
         found = pick_cookies(cookie_header, self._names) if cookie_header else {}
+        early = None
+        if self.gate:
+            early = self.gate.decide(
+                method=method,
+                path=path,
+                query=query,
+                has_cookie=any(n in found for n in self._names if n != self.check_spec.name),
+                has_test_cookie=self.check_spec.name in found,
+                accept=accept,
+            )
         opt_out = _is_one(sec_gpc) or _is_one(dnt)
-        return Exchange(self, found, client, opt_out, now)
+        return Exchange(self, found, client, opt_out, now, early)
 
     def open_session(self, value: str, now: float) -> tuple[Session, bool]:
         """Open one session cookie value; raise :class:`BadToken` if it is not acceptable.
@@ -276,6 +316,7 @@ class Exchange:
         "_session_cookie_seen",
         "_visitor_delete",
         "_visitor_set",
+        "early",
         "session",
         "visitor",
     )
@@ -287,11 +328,14 @@ class Exchange:
         client: str | None,
         opt_out: bool,
         now: float,
+        early: EarlyResponse | None = None,
     ) -> None:
         self._kit = kit
         self._now = now
+        #: The response to send instead of calling the app (the cookies-required gate).
+        self.early = early
         spec = kit.session_spec
-        values = found.get(spec.name)
+        values = None if early is not None else found.get(spec.name)
         #: The request's session; empty and new when no valid cookie came in.
         self.session: Session
         self._reissue = False
@@ -311,7 +355,7 @@ class Exchange:
         self.visitor: str | None = None
         self._visitor_set = self._visitor_delete = False
         vspec = kit.visitor_spec
-        if vspec is None:
+        if vspec is None or early is not None:
             return
         vvalues = found.get(vspec.name)
         if opt_out:

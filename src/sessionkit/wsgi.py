@@ -4,6 +4,7 @@ The session is ``environ["sessionkit.session"]``, the visitor id
 ``environ["sessionkit.visitor"]``. Headers are added when the app calls
 ``start_response``; the response body passes through untouched, so streaming works.
 Session changes made after ``start_response`` (while the body is produced) are not saved.
+When the cookies-required gate answers, the app is not called.
 """
 
 from __future__ import annotations
@@ -42,12 +43,21 @@ class SessionMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Handle one WSGI request."""
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         exchange = self.kit.open(
             environ.get("HTTP_COOKIE"),
             client=environ.get("REMOTE_ADDR"),
             sec_gpc=environ.get("HTTP_SEC_GPC"),
             dnt=environ.get("HTTP_DNT"),
+            method=environ.get("REQUEST_METHOD", "GET"),
+            path=path.encode("latin-1", "replace").decode("utf-8", "replace"),
+            query=environ.get("QUERY_STRING", ""),
+            accept=environ.get("HTTP_ACCEPT"),
         )
+        early = exchange.early
+        if early is not None:
+            start_response(early.status_line, early.headers)
+            return [early.body]
         environ["sessionkit.session"] = exchange.session
         environ["sessionkit.visitor"] = exchange.visitor
 

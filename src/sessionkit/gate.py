@@ -1,0 +1,242 @@
+"""The cookies-required gate: block the application part of a site when cookies are off.
+
+Paths under the configured prefixes are the application; every other path is public
+and passes untouched. A safe request (GET, HEAD) to the application that carries none of
+our cookies gets at most one redirect (303) to the same path with a check marker in the
+query, setting a short-lived test cookie. On the marked request, a test cookie proves
+that cookies work and the client is sent back to the clean URL; without one, the client
+gets the "cookies are required" response. Any other method goes straight to that
+response. The marker alone proves nothing, so a client that drops cookies sees one
+redirect and then the block, never a loop. Nothing is stored on the server.
+
+Every ``Location`` is a same-origin relative path rebuilt from the request's own path:
+percent-encoded, starting with exactly one ``/``, so no request target can turn it into
+a redirect to another host.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import posixpath
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from string import Template
+from urllib.parse import quote
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "CHECK_COOKIE_MAX_AGE",
+    "CHECK_MARKER",
+    "DEFAULT_BLOCK_PAGE",
+    "BlockPage",
+    "EarlyResponse",
+    "Gate",
+    "safe_location",
+]
+
+#: Query parameter that marks the request following the test redirect.
+CHECK_MARKER = "sessionkit-cookie-check"
+#: Lifetime of the test cookie, in seconds.
+CHECK_COOKIE_MAX_AGE = 300
+#: Status of the "cookies are required" response.
+BLOCK_STATUS = 403
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_QUERY_SAFE = "/:@!$'()*+,;=-._~?&%"
+
+#: The default "cookies are required" page; ``$home`` is replaced by the home link.
+DEFAULT_BLOCK_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Cookies are required</title>
+</head>
+<body>
+<main>
+<h1>Cookies are required</h1>
+<p>This part of the site keeps you signed in with a cookie, and your browser did not
+send one back. It cannot work without cookies.</p>
+<h2>How to enable cookies</h2>
+<ul>
+<li>In your browser's settings, open the privacy or cookies section and allow cookies
+for this site (first-party cookies are enough).</li>
+<li>If you use private browsing or an extension that blocks cookies, allow this site.</li>
+<li>Then reload this page.</li>
+</ul>
+<p>The public pages work without cookies: <a href="$home">go to the home page</a>.</p>
+</main>
+</body>
+</html>
+"""
+
+BlockPage = str | Callable[[str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyResponse:
+    """A response sent instead of calling the app: a redirect or the block page."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @property
+    def status_line(self) -> str:
+        """The WSGI status string, e.g. ``"303 See Other"``."""
+        return f"{self.status} {HTTPStatus(self.status).phrase}"
+
+
+def _normalise(path: str) -> str:
+    collapsed = posixpath.normpath("/" + path.lstrip("/"))
+    return collapsed if collapsed.endswith("/") or not path.endswith("/") else collapsed + "/"
+
+
+def safe_location(path: str, query: str) -> str:
+    """Rebuild a same-origin relative URL from a request's decoded path and raw query.
+
+    Every character outside the RFC 3986 path alphabet (backslashes, control characters,
+    ``%``, ``?``, ``#``, spaces, non-ASCII) is percent-encoded, and leading slashes are
+    collapsed to one, so the result can never name another host.
+    """
+    location = "/" + quote(path, safe=_PATH_SAFE).lstrip("/")
+    if query:
+        location += "?" + quote(query, safe=_QUERY_SAFE)
+    return location
+
+
+def _without_marker(query: str) -> str:
+    return "&".join(p for p in query.split("&") if p and p.split("=", 1)[0] != CHECK_MARKER)
+
+
+class Gate:
+    """The cookies-required decision for one policy (built by :class:`SessionKit`)."""
+
+    __slots__ = ("_html", "_json", "_prefixes", "home", "test_cookie")
+
+    def __init__(
+        self,
+        prefixes: Iterable[str],
+        *,
+        home: str,
+        page: BlockPage,
+        json_body: Callable[[str], object] | None,
+        test_cookie: str,
+    ) -> None:
+        if isinstance(prefixes, str):
+            raise ConfigurationError(
+                "require_cookies takes a list of path prefixes, e.g. require_cookies=['/app']"
+            )
+        cleaned = []
+        for prefix in prefixes:
+            if not isinstance(prefix, str) or not prefix.startswith("/"):
+                raise ConfigurationError(
+                    f"require_cookies entry {prefix!r} must be a path starting with '/'"
+                )
+            cleaned.append(prefix.rstrip("/"))
+        self._prefixes = tuple(cleaned)
+        if not home.startswith("/") or home.startswith("//"):
+            raise ConfigurationError(f"public_home {home!r} must be a path on this site, like '/'")
+        self.home = home
+        self._html = page
+        self._json = json_body
+        self.test_cookie = test_cookie
+
+    def __bool__(self) -> bool:
+        return bool(self._prefixes)
+
+    def protects(self, path: str) -> bool:
+        """Whether ``path`` (or its normalised form: no ``.``, ``..`` or ``//``) is protected."""
+        for candidate in (path, _normalise(path)):
+            for prefix in self._prefixes:
+                if (
+                    prefix == ""
+                    or candidate == prefix
+                    or (candidate.startswith(prefix) and candidate[len(prefix)] == "/")
+                ):
+                    return True
+        return False
+
+    def decide(
+        self,
+        *,
+        method: str,
+        path: str,
+        query: str,
+        has_cookie: bool,
+        has_test_cookie: bool,
+        accept: str | None,
+    ) -> EarlyResponse | None:
+        """Return the response to send instead of the app, or None to let the request in."""
+        if not self._prefixes or not self.protects(path):
+            return None
+        marked = any(p.split("=", 1)[0] == CHECK_MARKER for p in query.split("&"))
+        if has_cookie or has_test_cookie:
+            if marked and method in _SAFE_METHODS:
+                return self._redirect(safe_location(path, _without_marker(query)), None)
+            return None
+        if method not in _SAFE_METHODS or marked:
+            blocked = self.blocked(path, accept)
+            if method == "HEAD":
+                return EarlyResponse(blocked.status, blocked.headers, b"")
+            return blocked
+        check = f"{query}&{CHECK_MARKER}=1" if query else f"{CHECK_MARKER}=1"
+        return self._redirect(safe_location(path, check), self.test_cookie)
+
+    @staticmethod
+    def _redirect(location: str, cookie: str | None) -> EarlyResponse:
+        headers = [
+            ("Location", location),
+            ("Cache-Control", "no-store"),
+            ("Content-Length", "0"),
+        ]
+        if cookie is not None:
+            headers.append(("Set-Cookie", cookie))
+        return EarlyResponse(303, headers, b"")
+
+    def blocked(self, path: str, accept: str | None) -> EarlyResponse:
+        """The "cookies are required" response, HTML or JSON by the ``Accept`` header."""
+        if _wants_html(accept):
+            page = self._html
+            text = (
+                page(path)
+                if callable(page)
+                else Template(page).safe_substitute(home=html.escape(self.home))
+            )
+            body = text.encode()
+            kind = "text/html; charset=utf-8"
+        else:
+            doc = (
+                self._json(path)
+                if self._json is not None
+                else {
+                    "error": "cookies_required",
+                    "detail": "This part of the site needs cookies; enable them and retry.",
+                    "home": self.home,
+                }
+            )
+            body = json.dumps(doc).encode()
+            kind = "application/json"
+        return EarlyResponse(
+            BLOCK_STATUS,
+            [
+                ("Content-Type", kind),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+                ("Vary", "Accept, Cookie"),
+            ],
+            body,
+        )
+
+
+def _wants_html(accept: str | None) -> bool:
+    if not accept:
+        return True
+    for part in accept.split(","):
+        kind = part.split(";", 1)[0].strip().lower()
+        if kind in ("text/html", "application/xhtml+xml", "text/*", "*/*"):
+            return True
+    return False

@@ -1,0 +1,211 @@
+"""The cookies-required gate, decided in the core."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sessionkit import ConfigurationError, SessionKit
+from sessionkit.gate import CHECK_MARKER, safe_location
+
+MakeKit = Callable[..., SessionKit]
+CHECK = f"{CHECK_MARKER}=1"
+TEST_COOKIE = "__Host-cookie-check=1"
+
+
+@pytest.fixture
+def kit(make_kit: MakeKit) -> SessionKit:
+    return make_kit(require_cookies=["/app", "/account/"])
+
+
+def early(kit: SessionKit, cookie: str | None = None, **request: Any) -> Any:
+    return kit.open(cookie, **request).early
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/about", "/apple", "/ap", "/static/app", "/APP", "/accounts"]
+)
+def test_public_paths_pass_untouched(kit: SessionKit, path: str) -> None:
+    ex = kit.open(None, path=path, method="POST")
+    assert ex.early is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/app", "/app/", "/app/x/y", "//app", "/./app", "/x/../app/", "/account", "/account/a"],
+)
+def test_protected_paths_redirect_once_with_a_test_cookie(kit: SessionKit, path: str) -> None:
+    response = early(kit, path=path, query="a=1&b=%20")
+    assert response.status == 303
+    headers = dict(response.headers)
+    location = headers["Location"]
+    assert location.startswith("/")
+    assert not location.startswith("//")
+    assert location.endswith(f"?a=1&b=%20&{CHECK}")
+    assert headers["Set-Cookie"].startswith(TEST_COOKIE + "; Max-Age=300; Path=/; Secure")
+    assert headers["Cache-Control"] == "no-store"
+
+
+def test_check_with_test_cookie_returns_to_the_clean_url(kit: SessionKit) -> None:
+    response = early(kit, TEST_COOKIE, path="/app/page", query=f"a=1&{CHECK}&b=2")
+    assert response.status == 303
+    assert dict(response.headers)["Location"] == "/app/page?a=1&b=2"
+    assert "Set-Cookie" not in dict(response.headers)
+
+
+def test_check_without_test_cookie_blocks_never_loops(kit: SessionKit) -> None:
+    response = early(kit, path="/app", query=CHECK, accept="text/html")
+    assert response.status == 403
+    headers = dict(response.headers)
+    assert headers["Cache-Control"] == "no-store"
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    page = response.body.decode()
+    assert "<h1>Cookies are required</h1>" in page
+    assert '<html lang="en">' in page
+    assert '<a href="/">' in page
+    assert int(headers["Content-Length"]) == len(response.body)
+
+
+def test_marker_alone_is_no_proof(kit: SessionKit) -> None:
+    for query in (CHECK, f"{CHECK_MARKER}=0", f"x=1&{CHECK}", f"{CHECK}&{CHECK}"):
+        assert early(kit, path="/app", query=query).status == 403
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_unsafe_methods_are_blocked_directly(kit: SessionKit, method: str) -> None:
+    assert early(kit, method=method, path="/app").status == 403
+
+
+def test_head_gets_the_block_without_a_body(kit: SessionKit) -> None:
+    response = early(kit, method="HEAD", path="/app", query=CHECK)
+    assert response.status == 403
+    assert response.body == b""
+
+
+def test_any_of_our_cookies_lets_the_request_in(kit: SessionKit) -> None:
+    ex = kit.open(None)
+    ex.session["a"] = 1
+    cookies = [v.split(";")[0] for n, v in ex.response_headers([]) if n == "Set-Cookie"]
+    for cookie in [*cookies, TEST_COOKIE, "__Host-session=stale-garbage"]:
+        assert early(kit, cookie, path="/app") is None
+        assert early(kit, cookie, method="POST", path="/app") is None
+
+
+def test_stale_cookie_is_expired_not_redirected(kit: SessionKit) -> None:
+    ex = kit.open("__Host-session=stale-garbage", path="/app")
+    assert ex.early is None
+    assert any("Max-Age=0" in v for _, v in ex.response_headers([]))
+
+
+def test_json_for_clients_that_do_not_accept_html(kit: SessionKit) -> None:
+    response = early(kit, method="POST", path="/app", accept="application/json")
+    assert dict(response.headers)["Content-Type"] == "application/json"
+    assert json.loads(response.body)["error"] == "cookies_required"
+    for accept in (None, "", "*/*", "text/html,application/xhtml+xml;q=0.9", "TEXT/HTML"):
+        response = early(kit, method="POST", path="/app", accept=accept)
+        assert response.body.startswith(b"<!doctype html>"), accept
+
+
+def test_block_responses_are_customisable(make_kit: MakeKit) -> None:
+    kit = make_kit(
+        require_cookies=["/app"],
+        public_home="/welcome",
+        cookies_required_page="<p>No cookies, no app. <a href='$home'>Home</a></p>",
+        cookies_required_json=lambda path: {"needs": "cookies", "path": path},
+    )
+    page = early(kit, method="POST", path="/app/x").body.decode()
+    assert page == "<p>No cookies, no app. <a href='/welcome'>Home</a></p>"
+    doc = json.loads(early(kit, method="POST", path="/app/x", accept="application/json").body)
+    assert doc == {"needs": "cookies", "path": "/app/x"}
+    kit = make_kit(require_cookies=["/app"], cookies_required_page=lambda path: f"<p>{len(path)}")
+    assert early(kit, method="POST", path="/app").body == b"<p>4"
+
+
+def test_root_prefix_protects_everything(make_kit: MakeKit) -> None:
+    assert early(make_kit(require_cookies=["/"]), path="/anything").status == 303
+
+
+def test_no_prefixes_means_no_gate(make_kit: MakeKit) -> None:
+    assert early(make_kit(), method="POST", path="/app") is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "fix"),
+    [
+        ({"require_cookies": "/app"}, "list of path prefixes"),
+        ({"require_cookies": ["app"]}, "starting with '/'"),
+        ({"require_cookies": ["/app"], "public_home": "//evil.example"}, "path on this site"),
+        ({"require_cookies": ["/app"], "public_home": "https://evil.example/"}, "path on this"),
+    ],
+)
+def test_gate_misconfiguration_fails_at_start_up(
+    make_kit: MakeKit, settings: dict[str, Any], fix: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=fix):
+        make_kit(**settings)
+
+
+HOSTILE_TARGETS = [
+    ("//evil.example", ""),
+    ("//evil.example/app", ""),
+    ("///evil.example", ""),
+    ("/\\evil.example", ""),
+    ("/\\/evil.example", ""),
+    ("\\\\evil.example", ""),
+    ("/app/\\\\evil.example", ""),
+    ("/\t/evil.example", ""),
+    ("/\n/evil.example", ""),
+    ("/\r\nSet-Cookie: x=1", ""),
+    ("/%2F%2Fevil.example", ""),
+    ("/%5Cevil.example", ""),
+    ("/%09/evil.example", ""),
+    ("http://evil.example/app", ""),
+    ("https:evil.example", ""),
+    ("/app", "next=//evil.example"),
+    ("/app", "a=\r\nLocation: //evil.example"),
+    ("/app", "x=\\\\evil.example"),
+    ("/app", "#frag"),
+    ("/app/ünïcödé", "q=ü"),
+    ("/app/\x00", "\x00"),
+    ("/app/..//evil.example", ""),
+    (" //evil.example", ""),
+    ("/\u3000/evil.example", ""),
+    ("/%E3%80%80/evil.example", ""),
+]
+
+
+@pytest.mark.parametrize(("path", "query"), HOSTILE_TARGETS)
+def test_location_is_always_a_same_origin_relative_path(path: str, query: str) -> None:
+    location = safe_location(path, query)
+    assert_same_origin(location)
+
+
+def test_hostile_targets_through_the_gate(make_kit: MakeKit) -> None:
+    kit = make_kit(require_cookies=["/"])
+    for path, query in HOSTILE_TARGETS:
+        first = early(kit, path=path, query=query)
+        assert first.status == 303
+        assert_same_origin(dict(first.headers)["Location"])
+        back = early(kit, TEST_COOKIE, path=path, query=query + "&" + CHECK)
+        assert back.status == 303
+        assert_same_origin(dict(back.headers)["Location"])
+
+
+@given(st.text(), st.text())
+def test_any_request_target_gives_a_same_origin_location(path: str, query: str) -> None:
+    assert_same_origin(safe_location(path, query))
+
+
+def assert_same_origin(location: str) -> None:
+    assert location.startswith("/"), location
+    assert not location.startswith("//"), location
+    assert all(0x21 <= ord(c) <= 0x7E for c in location), location
+    assert "\\" not in location, location
+    resolved = urlsplit(urljoin("https://site.example/some/page", location))
+    assert (resolved.scheme, resolved.netloc) == ("https", "site.example"), location
