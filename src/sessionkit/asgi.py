@@ -121,6 +121,7 @@ class SessionMiddleware:
         cookie: str | None = None
         gpc: str | None = None
         dnt: str | None = None
+        accept: str | None = None
         for name, value in scope["headers"]:
             if name == b"cookie":
                 text = value.decode("latin-1")
@@ -129,11 +130,37 @@ class SessionMiddleware:
                 gpc = value.decode("latin-1")
             elif name == b"dnt":
                 dnt = value.decode("latin-1")
+            elif name == b"accept":
+                accept = value.decode("latin-1")
         client = scope.get("client")
-        exchange = self.kit.open(cookie, client=client[0] if client else None, sec_gpc=gpc, dnt=dnt)
+        http = scope["type"] == "http"
+        exchange = self.kit.open(
+            cookie,
+            client=client[0] if client else None,
+            sec_gpc=gpc,
+            dnt=dnt,
+            method=scope["method"] if http else "WEBSOCKET",
+            path=scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            accept=accept,
+        )
+        early = exchange.early
+        if early is not None:
+            if http:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": early.status,
+                        "headers": _encode(early.headers),
+                    }
+                )
+                await send({"type": "http.response.body", "body": early.body})
+            else:
+                await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
+            return
         scope["session"] = exchange.session
         scope["sessionkit.visitor"] = exchange.visitor
-        if scope["type"] != "http":
+        if not http:
             await self.app(scope, receive, send)
             return
 
