@@ -34,6 +34,8 @@ pytestmark = pytest.mark.anyio
 
 SESSION = "__Host-session"
 VISITOR = "__Host-visitor"
+CHECK = "__Host-cookie-check"
+MARKER = "sessionkit-cookie-check"
 SECURITY_LOGGER = "sessionkit.security"
 IDLE = 30 * 60
 ABSOLUTE = 12 * 60 * 60
@@ -169,7 +171,9 @@ def build_app(kit: sessionkit.SessionKit | None = None, **starlette_names: Any) 
             Route("/app-cookies", app_cookies, methods=["POST"]),
             Route("/bad-value/{kind}", bad_value, methods=["POST"]),
             Route("/big", big, methods=["POST"]),
+            Route("/app/{rest:path}", read, methods=["GET", "HEAD", "POST"]),
             WebSocketRoute("/ws", ws_endpoint),
+            WebSocketRoute("/app/ws", ws_endpoint),
         ],
         middleware=[Middleware(SessionMiddleware, **options)],
         lifespan=lifespan,
@@ -269,8 +273,10 @@ async def issue_session(kit: sessionkit.SessionKit, data: dict[str, Any]) -> str
         return browser.cookies[kit.session_spec.name]
 
 
-async def run_websocket(app: Any, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
-    """Connect to /ws as an ASGI server would; return the messages the app sent."""
+async def run_websocket(
+    app: Any, headers: list[tuple[bytes, bytes]], path: str = "/ws"
+) -> list[dict[str, Any]]:
+    """Connect to ``path`` as an ASGI server would; return the messages the app sent."""
     scope = {
         "type": "websocket",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -279,8 +285,8 @@ async def run_websocket(app: Any, headers: list[tuple[bytes, bytes]]) -> list[di
         "server": ("testserver", 443),
         "client": ("127.0.0.1", 51000),
         "root_path": "",
-        "path": "/ws",
-        "raw_path": b"/ws",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "headers": [(b"host", b"testserver"), *headers],
         "subprotocols": [],
@@ -829,6 +835,79 @@ async def test_lifespan_scope_passes_through(make_kit: KitFactory) -> None:
     assert "sessionkit.visitor" not in scope
 
 
+# --------------------------------------------------------------------------- cookies-required gate
+
+
+async def test_gate_lets_a_client_with_cookies_in_after_one_round_trip(
+    make_kit: KitFactory,
+) -> None:
+    app = build_app(make_kit(require_cookies=["/app"]))
+    async with jar_client(app) as client:
+        response = await client.get("/app/page?x=1", follow_redirects=True)
+        again = await client.get("/app/other")
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [303, 303]
+    assert response.history[0].headers["location"] == f"/app/page?x=1&{MARKER}=1"
+    assert response.history[1].headers["location"] == "/app/page?x=1"
+    _, attrs = set_cookies(response.history[0])[CHECK]
+    assert attrs["max-age"] == "300"
+    assert "secure" in attrs
+    assert str(response.url) == "https://testserver/app/page?x=1"
+    assert response.json()["session"] == {}
+    # Once the app has set its own cookies, no more detours.
+    assert again.status_code == 200
+    assert again.history == []
+
+
+async def test_gate_blocks_a_client_without_cookies_after_one_redirect(
+    make_kit: KitFactory,
+) -> None:
+    app = build_app(make_kit(require_cookies=["/app"]))
+    async with Browser(app) as browser:
+        first = await browser.get("/app/page")
+        assert first.status_code == 303
+        location = first.headers["location"]
+        assert location == f"/app/page?{MARKER}=1"
+        browser.cookies.clear()  # the client drops every cookie
+        blocked = await browser.get(location)
+        browser.cookies.clear()
+        as_json = await browser.get(location, headers={"Accept": "application/json"})
+        public = await browser.get("/read")
+    assert blocked.status_code == 403
+    assert blocked.headers["content-type"].startswith("text/html")
+    assert "Cookies are required" in blocked.text
+    assert '"session"' not in blocked.text  # the app was not called
+    assert set_cookies(blocked) == {}
+    assert as_json.status_code == 403
+    assert as_json.json()["error"] == "cookies_required"
+    # Public paths are not gated.
+    assert public.status_code == 200
+    assert public.json()["session"] == {}
+
+
+async def test_gate_blocks_unsafe_methods_without_a_redirect(make_kit: KitFactory) -> None:
+    app = build_app(make_kit(require_cookies=["/app"]))
+    async with Browser(app) as browser:
+        response = await browser.post("/app/form", headers={"Accept": "text/html"})
+        head = await browser.request("HEAD", f"/app/page?{MARKER}=1")
+    assert response.status_code == 403
+    assert "Cookies are required" in response.text
+    assert head.status_code == 403
+    assert head.content == b""
+
+
+async def test_gate_closes_a_websocket_without_cookies(make_kit: KitFactory) -> None:
+    app = build_app(make_kit(require_cookies=["/app"]))
+    refused = await run_websocket(app, [], path="/app/ws")
+    assert refused == [{"type": "websocket.close", "code": 1008}]
+    async with Browser(app) as browser:
+        await browser.post("/write", json={"user": "alice"})
+        cookie = browser.cookie_header().encode()
+    accepted = await run_websocket(app, [(b"cookie", cookie)], path="/app/ws")
+    assert accepted[0]["type"] == "websocket.accept"
+    assert httpx.Response(200, text=accepted[1]["text"]).json()["session"] == {"user": "alice"}
+
+
 # --------------------------------------------------------------------------- configuration
 
 
@@ -887,6 +966,13 @@ def test_kit_and_secret_key_together_raise(key: str, make_kit: KitFactory) -> No
         SessionMiddleware(PlainTextResponse("ok"), kit=make_kit(), secret_key=key)
     with pytest.raises(sessionkit.ConfigurationError):
         SessionMiddleware(PlainTextResponse("ok"), kit=make_kit(), session_cookie="s")
+
+
+def test_starlette_https_only_false_is_refused(key: str) -> None:
+    # Starlette's default is https_only=False; sessionkit refuses plain-http cookies unless
+    # a kit says insecure_development=True.
+    with pytest.raises(sessionkit.ConfigurationError, match="insecure_development"):
+        SessionMiddleware(PlainTextResponse("ok"), secret_key=key, https_only=False)
 
 
 def test_neither_kit_nor_secret_key_raises() -> None:

@@ -5,6 +5,7 @@ Both apps offer the same routes, so a test can run against either server:
 - ``POST /login`` (JSON ``{"user": ...}``) binds the session to a user and stores a name;
 - ``GET /me`` returns the session state; ``POST /logout`` invalidates the session;
 - ``POST /big`` stores more than fits in a cookie;
+- ``GET /app/...`` returns the session state too (for the cookies-required gate);
 - ``GET /lifespan`` (Starlette only) tells whether the lifespan startup ran;
 - ``GET /stream`` and ``GET /error`` (WSGI only): a streamed body, and an app that
   replaces its response with an error page through ``start_response(..., exc_info)``.
@@ -96,6 +97,7 @@ def make_asgi_app(kit: sessionkit.SessionKit) -> Starlette:
             Route("/logout", _asgi_logout, methods=["POST"]),
             Route("/big", _asgi_big, methods=["POST"]),
             Route("/lifespan", _asgi_lifespan),
+            Route("/app/{rest:path}", _asgi_me),
         ],
         middleware=[Middleware(sessionkit.asgi.SessionMiddleware, kit=kit)],
         lifespan=_lifespan,

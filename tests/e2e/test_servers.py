@@ -179,6 +179,29 @@ def test_secure_defaults_over_plain_http_with_manual_cookie(
     assert renamed.json()["user"] is None
 
 
+def test_cookies_required_gate(serve: ServerFactory, make_kit: KitFactory) -> None:
+    url = serve(make_kit(insecure_development=True, require_cookies=["/app"]))
+    with http_client(url) as client:
+        allowed = client.get("/app/inbox", follow_redirects=True)
+    assert allowed.status_code == 200
+    assert [r.status_code for r in allowed.history] == [303, 303]
+    assert allowed.url.path == "/app/inbox"
+    assert allowed.url.query == b""
+    # A client that keeps no cookies sees one redirect, then the block page: no loop.
+    with http_client(url) as client:
+        statuses = []
+        target = "/app/inbox"
+        for _ in range(3):
+            client.cookies.clear()
+            response = client.get(target)
+            statuses.append(response.status_code)
+            if response.status_code != 303:
+                break
+            target = response.headers["location"]
+    assert statuses == [303, 403]
+    assert "Cookies are required" in response.text
+
+
 def test_session_too_large_is_a_server_error(
     serve: ServerFactory, make_kit: KitFactory, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -21,6 +21,7 @@ from sessionkit.wsgi import SessionMiddleware
 
 SESSION = "__Host-session"
 VISITOR = "__Host-visitor"
+MARKER = "sessionkit-cookie-check"
 SECURITY_LOGGER = "sessionkit.security"
 IDLE = 30 * 60
 VISITOR_MAX_AGE = 365 * 24 * 60 * 60
@@ -408,3 +409,31 @@ def test_conforms_to_wsgiref_validator(
     client.post("/write", json={"user": "alice"}, buffered=True)
     response = client.open(path, method=method, headers=headers, json={"n": 1}, buffered=True)
     assert response.status_code == 200
+
+
+# --------------------------------------------------------------------------- cookies-required gate
+
+
+def test_gate_lets_a_client_with_cookies_in(make_kit: KitFactory) -> None:
+    client = client_for(make_kit(require_cookies=["/app"]))
+    response = client.get("/app/page?x=1", follow_redirects=True)
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [303, 303]
+    assert response.history[0].headers["Location"] == f"/app/page?x=1&{MARKER}=1"
+    assert response.request.path == "/app/page"
+    assert response.request.query_string == b"x=1"
+    assert response.json["session"] == {}
+
+
+def test_gate_blocks_a_client_without_cookies(make_kit: KitFactory) -> None:
+    client = client_for(make_kit(require_cookies=["/app"]), use_cookies=False)
+    first = client.get("/app/page")
+    assert first.status_code == 303
+    assert "__Host-cookie-check" in set_cookies(first)
+    blocked = client.get(first.headers["Location"])
+    assert blocked.status_code == 403
+    assert "Cookies are required" in blocked.text
+    posted = client.post("/app/form", headers={"Accept": "application/json"})
+    assert posted.status_code == 403
+    assert posted.json["error"] == "cookies_required"
+    assert client.get("/read").status_code == 200
