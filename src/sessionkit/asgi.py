@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .errors import ConfigurationError
+from .gate import EarlyResponse
 from .kit import DEFAULT_ABSOLUTE_TIMEOUT, SessionKit
 from .session import Session
 
@@ -145,16 +146,11 @@ class SessionMiddleware:
             accept=accept,
         )
         early = exchange.early
+        if early is None and exchange.pending_family is not None:
+            early = await exchange.aload_record()
         if early is not None:
             if http:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": early.status,
-                        "headers": _encode(early.headers),
-                    }
-                )
-                await send({"type": "http.response.body", "body": early.body})
+                await _respond(send, early)
             else:
                 await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
             return
@@ -163,14 +159,28 @@ class SessionMiddleware:
         if not http:
             await self.app(scope, receive, send)
             return
+        replaced = False
 
         async def send_with_cookies(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return
             if message["type"] == "http.response.start":
                 raw = message.get("headers", ())
                 headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
-                edited = exchange.response_headers(headers)
+                edited = await exchange.afinish(headers)
+                if isinstance(edited, EarlyResponse):
+                    replaced = True
+                    await _respond(send, edited)
+                    return
                 if edited is not headers:
                     message["headers"] = _encode(edited)
             await send(message)
 
         await self.app(scope, receive, send_with_cookies)
+
+
+async def _respond(send: Send, response: EarlyResponse) -> None:
+    start = {"type": "http.response.start", "status": response.status}
+    await send({**start, "headers": _encode(response.headers)})
+    await send({"type": "http.response.body", "body": response.body})

@@ -19,6 +19,8 @@ __all__ = [
     "INVALID_PAYLOAD",
     "MALFORMED",
     "OVERSIZED",
+    "REPLAYED",
+    "REVOKED",
     "SECURITY_LOGGER",
     "TAMPERED",
     "UNKNOWN_KEY",
@@ -48,6 +50,11 @@ EXPIRED_ABSOLUTE = "expired_absolute"
 FROM_THE_FUTURE = "from_the_future"
 #: Authentic, but the payload inside does not have the expected shape.
 INVALID_PAYLOAD = "invalid_payload"
+#: Authentic, but the store holds no such session: logged out, revoked or expired there.
+REVOKED = "revoked"
+#: A session id rotated out before the grace window came back: the cookie was copied.
+#: The whole session (every id it had and has) is revoked.
+REPLAYED = "replayed_id"
 
 AddressMode = Literal["truncated", "full", "off"]
 

@@ -35,6 +35,7 @@ __all__ = [
     "EarlyResponse",
     "Gate",
     "safe_location",
+    "unavailable",
 ]
 
 #: Query parameter that marks the request following the test redirect.
@@ -68,6 +69,26 @@ for this site (first-party cookies are enough).</li>
 <li>Then reload this page.</li>
 </ul>
 <p>The public pages work without cookies: <a href="$home">go to the home page</a>.</p>
+</main>
+</body>
+</html>
+"""
+
+#: Seconds a client is asked to wait when the session store is down.
+RETRY_AFTER = 5
+
+#: The page sent with 503 while the session store does not answer.
+UNAVAILABLE_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Temporarily unavailable</title>
+</head>
+<body>
+<main>
+<h1>Temporarily unavailable</h1>
+<p>Sessions cannot be checked right now, so this page is not served. Nothing was lost:
+please try again in a few seconds.</p>
 </main>
 </body>
 </html>
@@ -170,9 +191,10 @@ class Gate:
         has_test_cookie: bool,
         accept: str | None,
     ) -> EarlyResponse | None:
-        """Return the response to send instead of the app, or None to let the request in."""
-        if not self._prefixes or not self.protects(path):
-            return None
+        """Return the response to send instead of the app, or None to let the request in.
+
+        Call it only for a path that :meth:`protects`.
+        """
         marked = any(p.split("=", 1)[0] == CHECK_MARKER for p in query.split("&"))
         if has_cookie or has_test_cookie:
             if marked and method in _SAFE_METHODS:
@@ -206,30 +228,45 @@ class Gate:
                 if callable(page)
                 else Template(page).safe_substitute(home=html.escape(self.home))
             )
-            body = text.encode()
-            kind = "text/html; charset=utf-8"
-        else:
-            doc = (
-                self._json(path)
-                if self._json is not None
-                else {
-                    "error": "cookies_required",
-                    "detail": "This part of the site needs cookies; enable them and retry.",
-                    "home": self.home,
-                }
-            )
-            body = json.dumps(doc).encode()
-            kind = "application/json"
-        return EarlyResponse(
-            BLOCK_STATUS,
-            [
-                ("Content-Type", kind),
-                ("Content-Length", str(len(body))),
-                ("Cache-Control", "no-store"),
-                ("Vary", "Accept, Cookie"),
-            ],
-            body,
+            return _answer(BLOCK_STATUS, text.encode(), "text/html; charset=utf-8")
+        doc = (
+            self._json(path)
+            if self._json is not None
+            else {
+                "error": "cookies_required",
+                "detail": "This part of the site needs cookies; enable them and retry.",
+                "home": self.home,
+            }
         )
+        return _answer(BLOCK_STATUS, json.dumps(doc).encode(), "application/json")
+
+
+def unavailable(accept: str | None) -> EarlyResponse:
+    """The 503 response for a request that needs the session store while it is down."""
+    if _wants_html(accept):
+        body = UNAVAILABLE_PAGE.encode()
+        kind = "text/html; charset=utf-8"
+    else:
+        body = json.dumps(
+            {
+                "error": "session_store_unavailable",
+                "detail": "Sessions cannot be checked right now; retry in a few seconds.",
+            }
+        ).encode()
+        kind = "application/json"
+    return _answer(503, body, kind, [("Retry-After", str(RETRY_AFTER))])
+
+
+def _answer(
+    status: int, body: bytes, kind: str, extra: list[tuple[str, str]] | None = None
+) -> EarlyResponse:
+    headers = [
+        ("Content-Type", kind),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+        ("Vary", "Accept, Cookie"),
+    ]
+    return EarlyResponse(status, headers + (extra or []), body)
 
 
 def _wants_html(accept: str | None) -> bool:

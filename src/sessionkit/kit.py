@@ -20,15 +20,26 @@ from .events import (
     DUPLICATE,
     EXPIRED_ABSOLUTE,
     EXPIRED_IDLE,
+    INVALID_PAYLOAD,
+    REPLAYED,
+    REVOKED,
     SECURITY_LOGGER,
     AddressMode,
     SecurityEvent,
     client_for_log,
 )
-from .gate import CHECK_COOKIE_MAX_AGE, DEFAULT_BLOCK_PAGE, BlockPage, EarlyResponse, Gate
+from .gate import (
+    CHECK_COOKIE_MAX_AGE,
+    DEFAULT_BLOCK_PAGE,
+    BlockPage,
+    EarlyResponse,
+    Gate,
+    unavailable,
+)
 from .keys import KeyRing
 from .seal import Sealer
-from .session import Session
+from .session import Session, UserId
+from .stores.base import SessionRecord, Store, StoreUnavailable
 from .visitor import VisitorCodec
 
 __all__ = [
@@ -53,6 +64,8 @@ DEFAULT_TOUCH_INTERVAL = 60
 DEFAULT_ROTATE_EVERY = 15 * 60
 #: Seconds a payload's timestamps may lie ahead of the server clock.
 DEFAULT_MAX_CLOCK_SKEW = 60
+#: Seconds the id rotated out last is still accepted, for requests already in flight.
+DEFAULT_ROTATION_GRACE = 10
 #: Lifetime of the visitor cookie.
 DEFAULT_VISITOR_MAX_AGE = 365 * 24 * 60 * 60
 #: Browsers cap cookie lifetimes at 400 days (RFC 6265bis section 5.5).
@@ -89,6 +102,7 @@ class SessionKit:
         *,
         secret_keys: Iterable[str],
         require_cookies: Iterable[str] = (),
+        store: Store | None = None,
         clock: Callable[[], float] = time.time,
         session_cookie: str | None = None,
         visitor_cookie: str | None = _SECURE_VISITOR,
@@ -101,6 +115,7 @@ class SessionKit:
         absolute_timeout: int = DEFAULT_ABSOLUTE_TIMEOUT,
         touch_interval: int = DEFAULT_TOUCH_INTERVAL,
         rotate_every: int | None = DEFAULT_ROTATE_EVERY,
+        rotation_grace: int = DEFAULT_ROTATION_GRACE,
         max_clock_skew: int = DEFAULT_MAX_CLOCK_SKEW,
         persistent_cookie: bool = True,
         visitor_max_age: int = DEFAULT_VISITOR_MAX_AGE,
@@ -162,6 +177,18 @@ class SessionKit:
             raise ConfigurationError(
                 f"client_address={client_address!r} is not one of 'truncated', 'full', 'off'"
             )
+        self.rotation_grace = _positive("rotation_grace", rotation_grace)
+        if rotation_grace > 60:
+            raise ConfigurationError(
+                f"rotation_grace ({rotation_grace}s) is over a minute: the grace window "
+                "covers requests already in flight and is meant to be seconds"
+            )
+        if store is not None and not isinstance(store, Store):
+            raise ConfigurationError(
+                f"store={store!r} is not a sessionkit store: use one of sessionkit.stores "
+                "(MemoryStore, SQLiteStore, RedisStore)"
+            )
+        self.store = store
         self.persistent_cookie = persistent_cookie
         self.insecure_development = insecure_development
         self.client_address: AddressMode = client_address
@@ -261,7 +288,8 @@ class SessionKit:
             now = self.clock()
         found = pick_cookies(cookie_header, self._names) if cookie_header else {}
         early = None
-        if self.gate:
+        protected = bool(self.gate) and self.gate.protects(path)
+        if protected:
             early = self.gate.decide(
                 method=method,
                 path=path,
@@ -271,32 +299,41 @@ class SessionKit:
                 accept=accept,
             )
         opt_out = _is_one(sec_gpc) or _is_one(dnt)
-        return Exchange(self, found, client, opt_out, now, early)
+        return Exchange(self, found, client, opt_out, now, early, protected, accept)
 
-    def open_session(self, value: str, now: float) -> tuple[Session, bool]:
+    def open_session(self, value: str, now: float) -> tuple[Session, bool, bool]:
         """Open one session cookie value; raise :class:`BadToken` if it is not acceptable.
 
-        Returns the session and whether it must be re-issued (older key, timed rotation).
+        Returns the session, whether it must be re-issued (sealed under an older key) and
+        whether its data is kept in the store.
         """
         payload, current_key = self._sealer.unseal(value, self.session_spec.name)
-        session = Session.opened(
+        session, spilled = Session.opened(
             payload,
             now,
             idle_timeout=self.idle_timeout,
             absolute_timeout=self.absolute_timeout,
             max_clock_skew=self.max_clock_skew,
         )
-        if self.rotate_every is not None and now - session.rotated_at >= self.rotate_every:
-            session.rotate()
-        return session, not current_key
+        if spilled and self.store is None:
+            raise BadToken(INVALID_PAYLOAD)
+        return session, not current_key, spilled
 
-    def seal_session(self, session: Session) -> str:
-        """Seal ``session`` into a cookie value; raise :class:`SessionTooLarge` if it won't fit."""
-        value = self._sealer.seal(session.payload(), self.session_spec.name)
+    def seal_session(self, session: Session) -> tuple[str, bool]:
+        """Seal ``session`` into a cookie value.
+
+        Returns the value and whether the data was left out for the store to keep: that
+        happens only when the whole session would not fit one cookie and a store is
+        configured. Without a store, raises :class:`SessionTooLarge` instead.
+        """
+        name = self.session_spec.name
+        value = self._sealer.seal(session.payload(), name)
         size = self.session_spec.size(value)
-        if size > MAX_COOKIE_BYTES:
+        if size <= MAX_COOKIE_BYTES:
+            return value, False
+        if self.store is None:
             raise SessionTooLarge(size, MAX_COOKIE_BYTES)
-        return value
+        return self._sealer.seal(session.payload(with_data=False), name), True
 
     def session_max_age(self, session: Session, now: float) -> int | None:
         """Max-Age for a session cookie issued at ``now``: until the first timeout due."""
@@ -305,19 +342,56 @@ class SessionKit:
         remaining = session.created_at + self.absolute_timeout - int(now)
         return max(1, min(self.idle_timeout, remaining))
 
+    def revoke_user(self, user_id: UserId) -> int:
+        """End every session of ``user_id`` ("log out everywhere"); return how many ended.
+
+        Needs a store: without one, a cookie cannot be recalled, so this raises
+        :class:`ConfigurationError`.
+        """
+        return self._require_store("revoke_user").delete_user(user_id)
+
+    async def arevoke_user(self, user_id: UserId) -> int:
+        """Coroutine form of :meth:`revoke_user`, for ASGI apps."""
+        return await self._require_store("arevoke_user").adelete_user(user_id)
+
+    def _require_store(self, what: str) -> Store:
+        if self.store is None:
+            raise ConfigurationError(
+                f"{what} needs a server-side store: a cookie-only session cannot be recalled. "
+                "Pass store=sessionkit.stores.SQLiteStore(path) (or MemoryStore, RedisStore)"
+            )
+        return self.store
+
+
+StoreOp = tuple[str, SessionRecord | None]
+
 
 class Exchange:
-    """The sessionkit side of one request: the session, the visitor id, what to send back."""
+    """The sessionkit side of one request: the session, the visitor id, what to send back.
+
+    A front end calls :meth:`load_record` (or :meth:`aload_record`) after
+    :meth:`SessionKit.open`, then :meth:`finish` (or :meth:`afinish`) with the app's
+    response headers. Each returns the response to send instead (a 503) when the store
+    does not answer.
+    """
 
     __slots__ = (
+        "_accept",
+        "_client",
+        "_degraded",
         "_kit",
         "_now",
+        "_protected",
+        "_record",
         "_reissue",
         "_session_cookie_seen",
+        "_spilled",
         "_visitor_delete",
         "_visitor_set",
         "early",
+        "pending_family",
         "session",
+        "store_ops",
         "visitor",
     )
 
@@ -329,28 +403,41 @@ class Exchange:
         opt_out: bool,
         now: float,
         early: EarlyResponse | None = None,
+        protected: bool = False,
+        accept: str | None = None,
     ) -> None:
         self._kit = kit
         self._now = now
+        self._client = client
+        self._accept = accept
+        self._protected = protected
         #: The response to send instead of calling the app (the cookies-required gate).
         self.early = early
+        #: The family whose store record must be loaded before the app runs, or None.
+        self.pending_family: str | None = None
+        #: Store writes this response needs: ``(family, record)``, record None to delete.
+        self.store_ops: list[tuple[str, SessionRecord | None]] = []
+        self._record: SessionRecord | None = None
+        self._reissue = self._spilled = self._degraded = False
         spec = kit.session_spec
         values = None if early is not None else found.get(spec.name)
         #: The request's session; empty and new when no valid cookie came in.
         self.session: Session
-        self._reissue = False
         self._session_cookie_seen = values is not None
         if values is None:
             self.session = Session(now)
         elif len(values) > 1:
-            kit.report(DUPLICATE, spec.name, client)
-            self.session = Session(now)
+            self._reject(DUPLICATE)
         else:
             try:
-                self.session, self._reissue = kit.open_session(values[0], now)
+                self.session, self._reissue, self._spilled = kit.open_session(values[0], now)
             except BadToken as exc:
-                kit.report(exc.reason, spec.name, client)
-                self.session = Session(now)
+                self._reject(exc.reason)
+            else:
+                if kit.store is None:
+                    self._validated()
+                else:
+                    self.pending_family = self.session.family
         #: The visitor id, or None when the visitor cookie is off or the visitor opted out.
         self.visitor: str | None = None
         self._visitor_set = self._visitor_delete = False
@@ -374,27 +461,136 @@ class Exchange:
         self.visitor = kit._visitors.mint()
         self._visitor_set = True
 
+    def _reject(self, reason: str) -> None:
+        self._kit.report(reason, self._kit.session_spec.name, self._client)
+        self.session = Session(self._now)
+
+    def _validated(self) -> None:
+        every = self._kit.rotate_every
+        if every is not None and self._now - self.session.rotated_at >= every:
+            self.session.rotate()
+
+    def resolve(self, record: SessionRecord | None) -> None:
+        """Check the session against its store record (None when the store has none).
+
+        The current id passes; the id rotated out last passes during the grace window and
+        continues as the current id; any other id of a live session is a replayed copy:
+        the whole session is revoked. A session the store does not know is refused.
+        """
+        self.pending_family = None
+        session = self.session
+        if record is None:
+            self._reject(REVOKED)
+            return
+        if record.session_id != session.id:
+            if record.previous_id != session.id or self._now > record.previous_until:
+                self.store_ops.append((session.family, None))
+                self._reject(REPLAYED)
+                return
+            session.adopt(record.session_id, None)
+        if self._spilled:
+            if record.data is None:
+                self._reject(INVALID_PAYLOAD)
+                return
+            session.adopt(session.id, record.data)
+        self._record = record
+        self._validated()
+
+    def _store_down(self) -> EarlyResponse | None:
+        self.pending_family = None
+        if self._protected:
+            return unavailable(self._accept)
+        self._degraded = True
+        self.session = Session(self._now)
+        return None
+
+    def load_record(self) -> EarlyResponse | None:
+        """Load and check the store record (blocking); return a 503 response if it is down.
+
+        When the store is down, a request to a cookies-required path gets the 503; any
+        other request goes on with an empty session and no cookie changes.
+        """
+        store = self._kit.store
+        if self.pending_family is None or store is None:
+            return None
+        try:
+            record = store.load(self.pending_family, self._now)
+        except StoreUnavailable:
+            return self._store_down()
+        self.resolve(record)
+        return None
+
+    async def aload_record(self) -> EarlyResponse | None:
+        """Coroutine form of :meth:`load_record`."""
+        store = self._kit.store
+        if self.pending_family is None or store is None:
+            return None
+        try:
+            record = await store.aload(self.pending_family, self._now)
+        except StoreUnavailable:
+            return self._store_down()
+        self.resolve(record)
+        return None
+
+    def finish(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]] | EarlyResponse:
+        """Return the response headers (see :meth:`response_headers`) after saving to the store.
+
+        When the store does not answer, returns the 503 response to send instead: a
+        session the app changed is never reported as saved when it was not.
+        """
+        try:
+            edited = self.response_headers(headers)
+        except StoreUnavailable:
+            return unavailable(self._accept)
+        store = self._kit.store
+        if store is None or not self.store_ops:
+            return edited
+        try:
+            for family, record in self.store_ops:
+                if record is None:
+                    store.delete(family)
+                else:
+                    store.save(family, record, self._now)
+        except StoreUnavailable:
+            return unavailable(self._accept)
+        return edited
+
+    async def afinish(
+        self, headers: list[tuple[str, str]]
+    ) -> list[tuple[str, str]] | EarlyResponse:
+        """Coroutine form of :meth:`finish`: the store is awaited, never blocking the loop."""
+        try:
+            edited = self.response_headers(headers)
+        except StoreUnavailable:
+            return unavailable(self._accept)
+        store = self._kit.store
+        if store is None or not self.store_ops:
+            return edited
+        try:
+            for family, record in self.store_ops:
+                if record is None:
+                    await store.adelete(family)
+                else:
+                    await store.asave(family, record, self._now)
+        except StoreUnavailable:
+            return unavailable(self._accept)
+        return edited
+
     def set_cookie_headers(self) -> list[str]:
         """The ``Set-Cookie`` values this response must carry (empty when nothing changed).
 
-        Raises :class:`SessionTooLarge` when the session does not fit one cookie.
+        With a store, also fills :attr:`store_ops`. Raises :class:`SessionTooLarge` when
+        the session does not fit one cookie and there is no store to keep it, and
+        :class:`StoreUnavailable` when the store is down and the session was written.
         """
         kit = self._kit
         session = self.session
         out: list[str] = []
-        rejected = self._session_cookie_seen and session.is_new
-        if session.is_empty:
-            if self._session_cookie_seen and (rejected or session.modified or session.id_changed):
-                out.append(kit.session_spec.delete())
-        elif (
-            rejected
-            or session.modified
-            or self._reissue
-            or session.id_changed
-            or self._now - session.last_seen >= kit.touch_interval
-        ):
-            value = kit.seal_session(session)
-            out.append(kit.session_spec.set(value, kit.session_max_age(session, self._now)))
+        if self._degraded:
+            if session.modified or session.id_changed:
+                raise StoreUnavailable("the session store is down; the session cannot be saved")
+        else:
+            self._session_cookie(out)
         vspec = kit.visitor_spec
         if vspec is not None:
             if self._visitor_delete:
@@ -404,13 +600,57 @@ class Exchange:
                 out.append(vspec.set(value, kit.visitor_max_age))
         return out
 
+    def _session_cookie(self, out: list[str]) -> None:
+        kit = self._kit
+        session = self.session
+        now = self._now
+        rejected = self._session_cookie_seen and session.is_new
+        stored = self._record is not None
+        if stored and session.family != session.loaded_family:
+            self.store_ops.append((session.loaded_family, None))
+        if session.is_empty:
+            if self._session_cookie_seen and (rejected or session.modified or session.id_changed):
+                out.append(kit.session_spec.delete())
+                if stored and session.family == session.loaded_family:
+                    self.store_ops.append((session.family, None))
+            return
+        if not (
+            rejected
+            or session.modified
+            or self._reissue
+            or session.id_changed
+            or session.family != session.loaded_family
+            or now - session.last_seen >= kit.touch_interval
+        ):
+            return
+        value, spilled = kit.seal_session(session)
+        out.append(kit.session_spec.set(value, kit.session_max_age(session, now)))
+        if kit.store is None:
+            return
+        previous_id, previous_until = None, 0.0
+        if self._record is not None and session.family == session.loaded_family:
+            if session.id_changed:
+                previous_id, previous_until = session.loaded_id, now + kit.rotation_grace
+            else:
+                previous_id = self._record.previous_id
+                previous_until = self._record.previous_until
+        record = SessionRecord(
+            session_id=session.id,
+            previous_id=previous_id,
+            previous_until=previous_until,
+            user_id=session.user_id,
+            data=dict(session) if spilled else None,
+            expires_at=min(session.created_at + kit.absolute_timeout, now + kit.idle_timeout),
+        )
+        self.store_ops.append((session.family, record))
+
     def response_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Return the app's ``headers`` with sessionkit's added.
 
         Adds ``Set-Cookie`` for what changed; ``Vary: Cookie`` when a session cookie was
-        read or set; ``Cache-Control: no-store`` in place of any other caching directive
-        when a cookie is set, so no shared cache can store one visitor's cookie for others.
-        The app's own ``Set-Cookie`` headers are kept as they are.
+        read or set; ``Cache-Control: no-store`` in place of any caching directive that
+        lacks it when a cookie is set, so no shared cache can store one visitor's cookie
+        for others. The app's own ``Set-Cookie`` headers are kept as they are.
         """
         cookies = self.set_cookie_headers()
         vary = self._session_cookie_seen or bool(cookies)

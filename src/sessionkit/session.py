@@ -5,7 +5,11 @@ written for Starlette's or Flask's session keeps working. Its lifecycle metadata
 (id, creation time, last activity, last rotation, bound user) travels inside the sealed
 cookie beside the data, never in the clear::
 
-    [id, created_at, last_seen, rotated_at, user_id, {data}]
+    [id, family, created_at, last_seen, rotated_at, user_id, {data} or null]
+
+The *family* is a second random id that stays the same across rotations and changes on
+login and logout; a server-side store keys its record by it. ``null`` data means the data
+is kept in the store because it did not fit in the cookie.
 
 Times are whole seconds since the epoch. Timeouts are checked here, on the server,
 when a payload is opened: a client that keeps a cookie past its ``Max-Age`` gains nothing.
@@ -59,9 +63,11 @@ class Session(dict[str, Any]):
     """
 
     __slots__ = (
+        "_loaded_family",
         "_loaded_id",
         "_now",
         "created_at",
+        "family",
         "id",
         "is_new",
         "last_seen",
@@ -71,6 +77,7 @@ class Session(dict[str, Any]):
     )
 
     id: str
+    family: str
     is_new: bool
     created_at: int
     last_seen: int
@@ -84,6 +91,7 @@ class Session(dict[str, Any]):
         stamp = int(now)
         self._now = stamp
         self.id = self._loaded_id = new_session_id()
+        self.family = self._loaded_family = new_session_id()
         self.is_new = True
         self.created_at = self.last_seen = self.rotated_at = stamp
         self.user_id = None
@@ -98,24 +106,28 @@ class Session(dict[str, Any]):
         idle_timeout: int,
         absolute_timeout: int,
         max_clock_skew: int,
-    ) -> Session:
+    ) -> tuple[Session, bool]:
         """Rebuild a session from a sealed payload's plaintext, enforcing the timeouts.
 
-        Raises :class:`BadToken` naming the reason when the payload is not acceptable.
+        Returns the session and whether its data is kept in the store (the payload holds
+        ``null`` in its place). Raises :class:`BadToken` naming the reason when the payload
+        is not acceptable.
         """
         try:
-            sid, created, seen, rotated, user, data = json.loads(payload)
+            sid, family, created, seen, rotated, user, data = json.loads(payload)
         except (ValueError, TypeError):
             raise BadToken(INVALID_PAYLOAD) from None
         if not (
             type(sid) is str
             and len(sid) == _SESSION_ID_CHARS
+            and type(family) is str
+            and len(family) == _SESSION_ID_CHARS
             and type(created) is int
             and type(seen) is int
             and type(rotated) is int
             and created <= rotated <= seen
             and (user is None or type(user) in (str, int))
-            and type(data) is dict
+            and (data is None or type(data) is dict)
         ):
             raise BadToken(INVALID_PAYLOAD)
         if seen > now + max_clock_skew:
@@ -125,23 +137,36 @@ class Session(dict[str, Any]):
         if now - seen > idle_timeout:
             raise BadToken(EXPIRED_IDLE)
         session = cls.__new__(cls)
-        dict.update(session, data)
+        if data:
+            dict.update(session, data)
         session._now = int(now)
         session.id = session._loaded_id = sid
+        session.family = session._loaded_family = family
         session.is_new = False
         session.created_at = created
         session.last_seen = seen
         session.rotated_at = rotated
         session.user_id = user
         session.modified = False
-        return session
+        return session, data is None
 
-    def payload(self) -> bytes:
-        """Serialise for sealing, stamping ``last_seen`` with the request time."""
+    def payload(self, *, with_data: bool = True) -> bytes:
+        """Serialise for sealing, stamping ``last_seen`` with the request time.
+
+        ``with_data=False`` leaves the data out (``null``), for a session kept in a store.
+        """
         self.last_seen = max(self._now, self.last_seen)
         try:
             text = _encode(
-                [self.id, self.created_at, self.last_seen, self.rotated_at, self.user_id, self]
+                [
+                    self.id,
+                    self.family,
+                    self.created_at,
+                    self.last_seen,
+                    self.rotated_at,
+                    self.user_id,
+                    self if with_data else None,
+                ]
             )
         except (TypeError, ValueError) as exc:
             raise UnserializableValue(
@@ -155,24 +180,55 @@ class Session(dict[str, Any]):
         """Whether the id differs from the one the request arrived with."""
         return self.id != self._loaded_id
 
+    @property
+    def loaded_id(self) -> str:
+        """The id the request arrived with (a new session's first id)."""
+        return self._loaded_id
+
+    @property
+    def loaded_family(self) -> str:
+        """The family the request arrived with (a new session's first family)."""
+        return self._loaded_family
+
+    def adopt(self, session_id: str, data: dict[str, Any] | None) -> None:
+        """Take the id and, when given, the data a server-side store holds for this session.
+
+        Used when a request in the grace window presents the id rotated out just before
+        (it continues as the current id) and when the data lives in the store.
+        """
+        self.id = self._loaded_id = session_id
+        if data is not None:
+            dict.clear(self)
+            dict.update(self, data)
+
     def rotate(self) -> None:
         """Give the session a new id and keep its data; call it on any privilege change."""
         self.id = new_session_id()
         self.rotated_at = self._now
 
     def login(self, user_id: UserId) -> None:
-        """Bind the session to ``user_id`` under a new id (defeats session fixation)."""
+        """Bind the session to ``user_id`` under a new id and family (defeats fixation).
+
+        With a store, the pre-login session's record is deleted: a copy of the old cookie
+        is refused, with no grace window.
+        """
         if type(user_id) not in (str, int):
             raise UnserializableValue(f"user_id must be str or int, not {type(user_id).__name__}")
         self.rotate()
+        self.family = new_session_id()
         self.user_id = user_id
         self.modified = True
 
     def invalidate(self) -> None:
-        """Log out: drop all data and the bound user, and start over under a new id."""
+        """Log out: drop all data and the bound user, and start over under a new id.
+
+        With a store, the old session's record is deleted, so a copy of its cookie taken
+        before logout is refused.
+        """
         super().clear()
         self.user_id = None
         self.rotate()
+        self.family = new_session_id()
         self.created_at = self.last_seen = self._now
         self.modified = True
 

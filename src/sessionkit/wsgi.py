@@ -4,14 +4,16 @@ The session is ``environ["sessionkit.session"]``, the visitor id
 ``environ["sessionkit.visitor"]``. Headers are added when the app calls
 ``start_response``; the response body passes through untouched, so streaming works.
 Session changes made after ``start_response`` (while the body is produced) are not saved.
-When the cookies-required gate answers, the app is not called.
+When the cookies-required gate answers, the app is not called. With a store that does
+not answer while the response is saved, the app's response is replaced by a 503.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from .gate import EarlyResponse
 from .kit import SessionKit
 from .session import Session
 
@@ -55,15 +57,45 @@ class SessionMiddleware:
             accept=environ.get("HTTP_ACCEPT"),
         )
         early = exchange.early
+        if early is None and exchange.pending_family is not None:
+            early = exchange.load_record()
         if early is not None:
             start_response(early.status_line, early.headers)
             return [early.body]
         environ["sessionkit.session"] = exchange.session
         environ["sessionkit.visitor"] = exchange.visitor
+        replaced: list[EarlyResponse] = []
 
         def start_with_cookies(
             status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
         ) -> Callable[[bytes], object]:
-            return start_response(status, exchange.response_headers(headers), exc_info)
+            edited = exchange.finish(headers)
+            if isinstance(edited, EarlyResponse):
+                replaced.append(edited)
+                start_response(edited.status_line, edited.headers, exc_info)
+                return _discard
+            return start_response(status, edited, exc_info)
 
-        return self.app(environ, start_with_cookies)
+        result = self.app(environ, start_with_cookies)
+        if self.kit.store is None:
+            return result
+        return _replaceable(result, replaced)
+
+
+def _discard(data: bytes) -> None:
+    """The ``write`` callable handed to an app whose response was replaced."""
+
+
+def _replaceable(result: Iterable[bytes], replaced: list[EarlyResponse]) -> Iterator[bytes]:
+    """Pass the app's body through, unless its response was replaced by a 503."""
+    try:
+        for chunk in result:
+            if replaced:
+                break
+            yield chunk
+        if replaced:
+            yield replaced[0].body
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()

@@ -113,18 +113,24 @@ def test_older_key_is_accepted_then_reissued_under_the_newest(make_kit: MakeKit)
     assert make_kit(secret_keys=[new], visitor_cookie=None).open(cookie).session == {}
 
 
+def _flip_middle(cookie: str) -> str:
+    name, value = cookie.split("=", 1)
+    at = len(value) // 2
+    return f"{name}={value[:at]}{'A' if value[at] != 'A' else 'B'}{value[at + 1 :]}"
+
+
 @pytest.mark.parametrize(
-    ("mangle", "reason"),
+    ("mangle", "reasons"),
     [
-        (lambda c: c[:-4], "tampered"),
-        (lambda c: c[:-1] + ("A" if c[-1] != "A" else "B"), "tampered"),
-        (lambda c: c.split("=", 1)[0] + "=garbage", "malformed"),
-        (lambda c: c + "; " + c, "duplicate"),
-        (lambda c: c.split("=", 1)[0] + "=" + "A" * 5000, "oversized"),
+        (lambda c: c[:-4], {"tampered", "malformed"}),
+        (_flip_middle, {"tampered"}),
+        (lambda c: c.split("=", 1)[0] + "=garbage", {"malformed"}),
+        (lambda c: c + "; " + c, {"duplicate"}),
+        (lambda c: c.split("=", 1)[0] + "=" + "A" * 5000, {"oversized"}),
     ],
 )
 def test_bad_cookie_gives_empty_session_expiring_cookie_and_one_event(
-    make_kit: MakeKit, mangle: Callable[[str], str], reason: str
+    make_kit: MakeKit, mangle: Callable[[str], str], reasons: set[str]
 ) -> None:
     events: list[SecurityEvent] = []
     kit = make_kit(visitor_cookie=None, on_security_event=events.append)
@@ -132,7 +138,12 @@ def test_bad_cookie_gives_empty_session_expiring_cookie_and_one_event(
     ex = kit.open(mangle(cookie), client="203.0.113.9")
     assert ex.session == {}
     assert ex.session.is_new
-    assert events == [SecurityEvent(reason, "__Host-session", "203.0.113.0")]
+    assert len(events) == 1
+    assert events[0].reason in reasons
+    assert (events[0].cookie, events[0].client) == (
+        "__Host-session",
+        "203.0.113.0",
+    )
     assert "Max-Age=0" in set_cookies(ex.response_headers([]))["__Host-session"]
 
 

@@ -15,7 +15,9 @@ LIMITS = {"idle_timeout": 1800, "absolute_timeout": 43200, "max_clock_skew": 60}
 
 
 def reopen(session: Session, now: float = NOW) -> Session:
-    return Session.opened(session.payload(), now, **LIMITS)
+    opened, spilled = Session.opened(session.payload(), now, **LIMITS)
+    assert not spilled
+    return opened
 
 
 def test_new_session_is_empty_unmodified_with_a_random_id() -> None:
@@ -190,6 +192,9 @@ def test_absolute_timeout_holds_however_active() -> None:
         reopen(s, NOW + 43201)
 
 
+A = "a" * 22
+
+
 @pytest.mark.parametrize(
     "payload",
     [
@@ -197,18 +202,41 @@ def test_absolute_timeout_holds_however_active() -> None:
         b"not json",
         b"{}",
         b"[]",
-        b'["short", 1, 1, 1, null, {}]',
-        b'["' + b"a" * 22 + b'", 1, 1, 1, null, []]',
-        b'["' + b"a" * 22 + b'", 2, 1, 1, null, {}]',
-        b'["' + b"a" * 22 + b'", 1.5, 2, 2, null, {}]',
-        b'["' + b"a" * 22 + b'", 1, 1, 1, [1], {}]',
-        b'["' + b"a" * 22 + b'", true, 1, 1, null, {}]',
+        f'["short", "{A}", 1, 1, 1, null, {{}}]'.encode(),
+        f'["{A}", "short", 1, 1, 1, null, {{}}]'.encode(),
+        f'["{A}", "{A}", 1, 1, 1, null, []]'.encode(),
+        f'["{A}", "{A}", 2, 1, 1, null, {{}}]'.encode(),
+        f'["{A}", "{A}", 1.5, 2, 2, null, {{}}]'.encode(),
+        f'["{A}", "{A}", 1, 1, 1, [1], {{}}]'.encode(),
+        f'["{A}", "{A}", true, 1, 1, null, {{}}]'.encode(),
+        f'["{A}", 1, 1, 1, null, {{}}]'.encode(),
         b"\xff\xfe",
     ],
 )
 def test_payloads_of_the_wrong_shape_are_rejected(payload: bytes) -> None:
     with pytest.raises(BadToken, match="invalid_payload"):
         Session.opened(payload, NOW, **LIMITS)
+
+
+def test_payload_without_data_says_the_store_holds_it() -> None:
+    s = _with(a=1)
+    opened, spilled = Session.opened(s.payload(with_data=False), NOW, **LIMITS)
+    assert spilled
+    assert opened == {}
+    assert opened.family == s.family
+
+
+def test_family_survives_rotation_but_not_login_or_logout() -> None:
+    s = reopen(_with(a=1))
+    family = s.family
+    s.rotate()
+    assert s.family == family
+    s.login("u")
+    assert s.family != family
+    assert s.loaded_family == family
+    family = s.family
+    s.invalidate()
+    assert s.family != family
 
 
 def _with(**data: object) -> Session:
