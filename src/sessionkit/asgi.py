@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 from .gate import EarlyResponse
-from .kit import DEFAULT_ABSOLUTE_TIMEOUT, SessionKit
+from .kit import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_TOUCH_INTERVAL, SessionKit
 from .session import Session
 
 __all__ = ["ASGIApp", "SessionMiddleware", "session_of", "visitor_of"]
@@ -56,8 +56,9 @@ def _from_starlette_names(
     same_site: Any,
     https_only: Any,
     domain: Any,
+    insecure_development: bool,
 ) -> SessionKit:
-    settings: dict[str, Any] = {}
+    settings: dict[str, Any] = {"insecure_development": insecure_development}
     if session_cookie is not _UNSET:
         settings["session_cookie"] = session_cookie
     if max_age is None:
@@ -65,6 +66,8 @@ def _from_starlette_names(
     elif max_age is not _UNSET:
         settings["idle_timeout"] = max_age
         settings["absolute_timeout"] = max(max_age, DEFAULT_ABSOLUTE_TIMEOUT)
+        if isinstance(max_age, int) and max_age > 1:
+            settings["touch_interval"] = min(DEFAULT_TOUCH_INTERVAL, max_age // 2)
     if path is not _UNSET:
         settings["path"] = path
     if same_site is not _UNSET:
@@ -80,15 +83,16 @@ class SessionMiddleware:
     """ASGI middleware giving every http and websocket request a sessionkit session.
 
     Pass ``kit=`` or, as a drop-in for Starlette's ``SessionMiddleware``, its keyword
-    names: ``secret_key`` (a key from ``python -m sessionkit keygen``), ``session_cookie``,
-    ``max_age`` (the idle timeout; ``None`` for a browser-session cookie), ``path``,
-    ``same_site``, ``https_only`` and ``domain``.
+    names: ``secret_key`` (a key from ``python -m sessionkit keygen``, also accepted as the
+    second positional argument), ``session_cookie``, ``max_age`` (the idle timeout;
+    ``None`` for a browser-session cookie), ``path``, ``same_site``, ``https_only`` and
+    ``domain``; plus ``insecure_development=True`` to allow ``https_only=False``.
     """
 
     def __init__(
         self,
         app: ASGIApp,
-        kit: SessionKit | None = None,
+        kit: SessionKit | str | None = None,
         *,
         secret_key: str | None = None,
         session_cookie: str = _UNSET,
@@ -97,7 +101,12 @@ class SessionMiddleware:
         same_site: str = _UNSET,
         https_only: bool = _UNSET,
         domain: str | None = _UNSET,
+        insecure_development: bool = False,
     ) -> None:
+        if isinstance(kit, str):
+            if secret_key is not None:
+                raise ConfigurationError("secret_key is given twice: by position and by name")
+            kit, secret_key = None, kit
         starlette_names = (session_cookie, max_age, path, same_site, https_only, domain)
         if kit is None:
             if secret_key is None:
@@ -105,8 +114,16 @@ class SessionMiddleware:
                     "SessionMiddleware needs kit=SessionKit(...) or secret_key=<key from "
                     "`python -m sessionkit keygen`>"
                 )
-            kit = _from_starlette_names(secret_key, *starlette_names)
-        elif secret_key is not None or any(v is not _UNSET for v in starlette_names):
+            kit = _from_starlette_names(secret_key, *starlette_names, insecure_development)
+        elif not isinstance(kit, SessionKit):
+            raise ConfigurationError(
+                f"kit must be a sessionkit.SessionKit, not {type(kit).__name__}"
+            )
+        elif (
+            secret_key is not None
+            or insecure_development
+            or any(v is not _UNSET for v in starlette_names)
+        ):
             raise ConfigurationError(
                 "pass either kit= or Starlette's keyword names, not both: "
                 "put the settings in SessionKit(...)"

@@ -988,20 +988,30 @@ def test_weak_secret_key_raises_naming_keygen(weak: str) -> None:
     assert isinstance(info.value, ValueError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="src/sessionkit/asgi.py: a secret key passed positionally, as Starlette's "
-    "SessionMiddleware(app, secret_key) allows, is taken as kit= and every request fails",
-)
-async def test_secret_key_passed_positionally(key: str) -> None:
-    try:
-        middleware = SessionMiddleware(PlainTextResponse("ok"), key)  # type: ignore[arg-type]
-    except sessionkit.ConfigurationError:
-        return  # refusing it at start-up is also acceptable
-    async with Browser(middleware) as browser:
-        response = await browser.post("/write", json={"a": 1})
-    assert response.status_code == 200
+async def test_secret_key_passed_positionally_as_starlette_allows(key: str) -> None:
+    inner = Starlette(routes=[Route("/write", write, methods=["POST"]), Route("/read", read)])
+    async with Browser(SessionMiddleware(inner, key)) as browser:
+        assert (await browser.post("/write", json={"a": 1})).status_code == 200
+        assert (await browser.get("/read")).json()["session"] == {"a": 1}
+    with pytest.raises(sessionkit.ConfigurationError, match="given twice"):
+        SessionMiddleware(PlainTextResponse("ok"), key, secret_key=key)
+    with pytest.raises(sessionkit.ConfigurationError, match=r"must be a sessionkit\.SessionKit"):
+        SessionMiddleware(PlainTextResponse("ok"), 42)  # type: ignore[arg-type]
+
+
+def test_starlette_https_only_false_with_insecure_development(key: str) -> None:
+    middleware = SessionMiddleware(
+        PlainTextResponse("ok"), secret_key=key, https_only=False, insecure_development=True
+    )
+    assert middleware.kit.session_spec.secure is False
+    assert middleware.kit.session_spec.name == "session"
+
+
+@pytest.mark.parametrize("max_age", [2, 60, 119])
+def test_starlette_small_max_age_is_accepted(key: str, max_age: int) -> None:
+    middleware = SessionMiddleware(PlainTextResponse("ok"), secret_key=key, max_age=max_age)
+    assert middleware.kit.idle_timeout == max_age
+    assert middleware.kit.touch_interval * 2 <= max_age
 
 
 # --------------------------------------------------------------------------- app errors
