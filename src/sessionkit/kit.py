@@ -487,7 +487,11 @@ class Exchange:
                 self.store_ops.append((session.family, None))
                 self._reject(REPLAYED)
                 return
+            # A request in flight during a rotation: it continues as the current id, and
+            # its response re-issues nothing unless the app changes the session, so the
+            # browser keeps the newer cookie it already holds.
             session.adopt(record.session_id, None)
+            session.rotated_at = session.last_seen = int(self._now)
         if self._spilled:
             if record.data is None:
                 self._reject(INVALID_PAYLOAD)
