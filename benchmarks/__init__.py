@@ -1,0 +1,1 @@
+"""Benchmarks for sessionkit: ``python -m benchmarks [--quick]`` from the repository root."""
