@@ -43,3 +43,125 @@ def make_kit(key: str, clock: Clock) -> Callable[..., sessionkit.SessionKit]:
         return sessionkit.SessionKit(**settings)
 
     return make
+
+
+# -- A real Redis server for the store tests ---------------------------------------------
+# (imports here so this section can be appended without touching the ones above)
+
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+class RedisServer:
+    """A ``redis-server`` on 127.0.0.1 that tests may stop and start again on the same port.
+
+    ``url`` stays valid across ``stop()``/``start()``; the data does not (no persistence).
+    """
+
+    def __init__(self, binary: str, directory: Path, port: int) -> None:
+        self.binary = binary
+        self.directory = directory
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.log = directory / "redis.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the server (if stopped) and wait until it answers PING."""
+        if self.running:
+            return
+        options = {
+            "port": str(self.port),
+            "bind": "127.0.0.1",
+            "save": "",
+            "appendonly": "no",
+            "dir": str(self.directory),
+            "daemonize": "no",
+        }
+        argv = [self.binary] + [
+            arg for name, value in options.items() for arg in (f"--{name}", value)
+        ]
+        with self.log.open("ab") as log:
+            self._process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                break
+            if self.ping():
+                return
+            time.sleep(0.02)
+        tail = self.log.read_text(errors="replace")[-2000:]
+        self.stop()
+        pytest.fail(f"redis-server did not answer PING on port {self.port}; its log:\n{tail}")
+
+    def stop(self) -> None:
+        """Stop the server and wait until it has exited."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # a paused server could not act on SIGTERM
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open but nothing answers."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
+    def ping(self) -> bool:
+        """True when the server answers PING now."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real Redis server for this test session: ``.url``, ``.stop()``, ``.start()``.
+
+    A test that stops it must start it again (``try``/``finally``); it keeps its port.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "redis-server is not installed: the Redis store tests need a real server. "
+            "Install Debian's redis-server package (apt-get install redis-server).",
+            pytrace=False,
+        )
+    server = RedisServer(binary, tmp_path_factory.mktemp("redis"), _free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
