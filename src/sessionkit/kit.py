@@ -210,7 +210,13 @@ class SessionKit:
         if self.visitor_spec is not None and visitor_cookie == session_cookie:
             raise ConfigurationError("session_cookie and visitor_cookie must have different names")
         self.keys = KeyRing(secret_keys)
-        self._sealer = Sealer(self.keys, "session")
+        self._sealer = Sealer(
+            self.keys,
+            "session",
+            self.session_spec.name,
+            max_age=self.absolute_timeout,
+            max_skew=self.max_clock_skew,
+        )
         self._visitors = VisitorCodec(self.keys)
         self.check_spec = CookieSpec(
             _SECURE_CHECK if secure else _SECURE_CHECK[_PLAIN_PREFIX:], secure=secure
@@ -307,33 +313,28 @@ class SessionKit:
         Returns the session, whether it must be re-issued (sealed under an older key) and
         whether its data is kept in the store.
         """
-        payload, current_key = self._sealer.unseal(value, self.session_spec.name)
+        payload, current_key = self._sealer.unseal(value, now)
         session, spilled = Session.opened(
-            payload,
-            now,
-            idle_timeout=self.idle_timeout,
-            absolute_timeout=self.absolute_timeout,
-            max_clock_skew=self.max_clock_skew,
+            payload, now, self.idle_timeout, self.absolute_timeout, self.max_clock_skew
         )
         if spilled and self.store is None:
             raise BadToken(INVALID_PAYLOAD)
         return session, not current_key, spilled
 
-    def seal_session(self, session: Session) -> tuple[str, bool]:
+    def seal_session(self, session: Session, now: float) -> tuple[str, bool]:
         """Seal ``session`` into a cookie value.
 
         Returns the value and whether the data was left out for the store to keep: that
         happens only when the whole session would not fit one cookie and a store is
         configured. Without a store, raises :class:`SessionTooLarge` instead.
         """
-        name = self.session_spec.name
-        value = self._sealer.seal(session.payload(), name)
+        value = self._sealer.seal(session.payload(), now)
         size = self.session_spec.size(value)
         if size <= MAX_COOKIE_BYTES:
             return value, False
         if self.store is None:
             raise SessionTooLarge(size, MAX_COOKIE_BYTES)
-        return self._sealer.seal(session.payload(with_data=False), name), True
+        return self._sealer.seal(session.payload(with_data=False), now), True
 
     def session_max_age(self, session: Session, now: float) -> int | None:
         """Max-Age for a session cookie issued at ``now``: until the first timeout due."""
@@ -627,7 +628,7 @@ class Exchange:
             or now - session.last_seen >= kit.touch_interval
         ):
             return
-        value, spilled = kit.seal_session(session)
+        value, spilled = kit.seal_session(session, now)
         out.append(kit.session_spec.set(value, kit.session_max_age(session, now)))
         if kit.store is None:
             return

@@ -72,8 +72,9 @@ def serve() -> Iterator[Callable[[Any], Server]]:
         server.__exit__()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
+    """Playwright's sync API runs an event loop while it is open: keep it to one module."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (./scripts/test does)")
     from playwright.sync_api import sync_playwright

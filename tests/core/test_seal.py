@@ -7,49 +7,66 @@ from hypothesis import strategies as st
 from sessionkit import generate_key
 from sessionkit.errors import BadToken
 from sessionkit.keys import KeyRing
-from sessionkit.seal import MAX_TOKEN_CHARS, Sealer, b64decode, b64encode
+from sessionkit.seal import EPOCH_SECONDS, MAX_TOKEN_CHARS, Sealer, b64decode, b64encode
 
 RING = KeyRing([generate_key()])
-SEALER = Sealer(RING, "session")
+LIMITS = {"max_age": 43200, "max_skew": 60}
 NAME = "__Host-session"
+SEALER = Sealer(RING, "session", NAME, **LIMITS)
+NOW = 1_800_000_000.0
 
 
-def test_layout_is_version_key_id_nonce_then_ciphertext_and_tag() -> None:
-    raw = b64decode(SEALER.seal(b"hello", NAME))
+def sealer_for(name: str = NAME, ring: KeyRing = RING, purpose: str = "session") -> Sealer:
+    return Sealer(ring, purpose, name, **LIMITS)
+
+
+def seal(plaintext: bytes, name: str = NAME, sealer: Sealer | None = None, now: float = NOW) -> str:
+    return (sealer or sealer_for(name)).seal(plaintext, now)
+
+
+def test_layout_is_version_key_id_epoch_nonce_then_ciphertext_and_tag() -> None:
+    raw = b64decode(seal(b"hello"))
     assert raw[0] == 1
     assert raw[1:5] == RING.key_ids[0]
-    assert len(raw) == 1 + 4 + 12 + len(b"hello") + 16
+    assert int.from_bytes(raw[5:9], "big") == int(NOW) // 3600
+    assert len(raw) == 1 + 4 + 4 + 12 + len(b"hello") + 16
     assert b"hello" not in raw
 
 
 def test_every_seal_uses_a_fresh_nonce() -> None:
-    tokens = {SEALER.seal(b"same", NAME) for _ in range(200)}
+    tokens = {seal(b"same") for _ in range(200)}
     assert len(tokens) == 200
-    assert len({b64decode(t)[5:17] for t in tokens}) == 200
+    assert len({b64decode(t)[9:21] for t in tokens}) == 200
 
 
 @given(st.binary(max_size=2000), st.text(min_size=1, max_size=40))
 def test_round_trip(plaintext: bytes, name: str) -> None:
-    assert SEALER.unseal(SEALER.seal(plaintext, name), name) == (plaintext, True)
+    assert sealer_for(name).unseal(seal(plaintext, name), NOW) == (plaintext, True)
 
 
-def _rejects(token: str, name: str = NAME, sealer: Sealer = SEALER) -> str:
+def _rejects(token: str, name: str = NAME, sealer: Sealer | None = None, now: float = NOW) -> str:
     with pytest.raises(BadToken) as caught:
-        sealer.unseal(token, name)
+        (sealer or sealer_for(name)).unseal(token, now)
     return caught.value.reason
 
 
 @given(st.binary(max_size=300), st.data())
 def test_any_bit_flip_is_rejected(plaintext: bytes, data: st.DataObject) -> None:
-    raw = bytearray(b64decode(SEALER.seal(plaintext, NAME)))
+    raw = bytearray(b64decode(seal(plaintext)))
     bit = data.draw(st.integers(0, len(raw) * 8 - 1))
     raw[bit // 8] ^= 1 << (bit % 8)
-    assert _rejects(b64encode(bytes(raw))) in {"malformed", "unknown_key", "tampered"}
+    assert _rejects(b64encode(bytes(raw))) in {
+        "malformed",
+        "unknown_key",
+        "tampered",
+        "expired_absolute",
+        "from_the_future",
+    }
 
 
 @given(st.binary(max_size=300), st.data())
 def test_truncation_and_extension_are_rejected(plaintext: bytes, data: st.DataObject) -> None:
-    token = SEALER.seal(plaintext, NAME)
+    token = seal(plaintext)
     cut = data.draw(st.integers(0, len(token) - 1))
     _rejects(token[:cut])
     extra = data.draw(st.text(alphabet="AZaz09-_=.~ ", min_size=1, max_size=8))
@@ -59,29 +76,29 @@ def test_truncation_and_extension_are_rejected(plaintext: bytes, data: st.DataOb
 @given(st.binary(max_size=300), st.data())
 def test_any_character_change_is_rejected(plaintext: bytes, data: st.DataObject) -> None:
     """Base64 decoding is strict: no second spelling of a token opens it."""
-    token = SEALER.seal(plaintext, NAME)
+    token = seal(plaintext)
     at = data.draw(st.integers(0, len(token) - 1))
     char = data.draw(st.characters(codec="utf-8").filter(lambda c: c != token[at]))
     _rejects(token[:at] + char + token[at + 1 :])
 
 
 def test_a_value_moved_to_another_cookie_name_is_rejected() -> None:
-    token = SEALER.seal(b"x", NAME)
+    token = seal(b"x")
     assert _rejects(token, "__Host-visitor") == "tampered"
     assert _rejects(token, "__host-session") == "tampered"
 
 
 def test_another_key_or_purpose_is_rejected_with_one_attempt() -> None:
-    token = SEALER.seal(b"x", NAME)
-    assert _rejects(token, sealer=Sealer(KeyRing([generate_key()]), "session")) == "unknown_key"
-    assert _rejects(token, sealer=Sealer(RING, "visitor")) == "tampered"
+    token = seal(b"x")
+    assert _rejects(token, sealer=sealer_for(ring=KeyRing([generate_key()]))) == "unknown_key"
+    assert _rejects(token, sealer=sealer_for(purpose="visitor")) == "tampered"
 
 
 def test_older_key_opens_and_says_so_removed_key_does_not() -> None:
     old, new = generate_key(), generate_key()
-    token = Sealer(KeyRing([old]), "session").seal(b"x", NAME)
-    assert Sealer(KeyRing([new, old]), "session").unseal(token, NAME) == (b"x", False)
-    assert _rejects(token, sealer=Sealer(KeyRing([new]), "session")) == "unknown_key"
+    token = seal(b"x", sealer=sealer_for(ring=KeyRing([old])))
+    assert sealer_for(ring=KeyRing([new, old])).unseal(token, NOW) == (b"x", False)
+    assert _rejects(token, sealer=sealer_for(ring=KeyRing([new]))) == "unknown_key"
 
 
 @pytest.mark.parametrize(
@@ -104,7 +121,29 @@ def test_garbage_gets_a_reason_never_another_exception(token: str, reason: str) 
 @given(st.text(max_size=200))
 def test_unseal_of_any_text_raises_only_bad_token(text: str) -> None:
     with pytest.raises(BadToken):
-        SEALER.unseal(text, NAME)
+        SEALER.unseal(text, NOW)
+
+
+def test_tokens_outside_their_possible_lifetime_are_refused_before_decryption() -> None:
+    token = seal(b"x")
+    assert SEALER.unseal(token, NOW + 43200) == (b"x", True)
+    assert _rejects(token, now=NOW + 43200 + EPOCH_SECONDS) == "expired_absolute"
+    assert _rejects(token, now=NOW - EPOCH_SECONDS - 61) == "from_the_future"
+
+
+def test_each_hour_seals_under_its_own_subkey() -> None:
+    early, late = seal(b"x"), seal(b"x", now=NOW + EPOCH_SECONDS)
+    raw = bytearray(b64decode(late))
+    raw[5:9] = b64decode(early)[5:9]
+    assert _rejects(b64encode(bytes(raw)), now=NOW + EPOCH_SECONDS) == "tampered"
+    assert SEALER.unseal(late, NOW + EPOCH_SECONDS) == (b"x", True)
+
+
+def test_the_subkey_cache_stays_bounded() -> None:
+    sealer = sealer_for()
+    for hour in range(200):
+        sealer.unseal(seal(b"x", sealer=sealer, now=NOW + hour * 3600), NOW + hour * 3600)
+    assert len(sealer._openers) <= 15
 
 
 def test_b64_spelling_is_canonical() -> None:

@@ -101,6 +101,11 @@ def test_nested_change_needs_the_modified_flag() -> None:
         ("nan", math.nan),
         ("inf", math.inf),
         ("obj", object()),
+        ("big", 2**64),
+        ("nested-big", {"n": [-(2**63) - 1]}),
+        ("nested-nan", [1.0, math.nan]),
+        ("surrogate", "\ud800"),
+        ("nested-surrogate", ["\udfff"]),
         (1, "int key"),
     ],
 )
