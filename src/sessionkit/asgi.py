@@ -183,15 +183,27 @@ class SessionMiddleware:
             if replaced:
                 return
             if message["type"] == "http.response.start":
-                raw = message.get("headers", ())
-                headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
-                edited = await exchange.afinish(headers)
-                if isinstance(edited, EarlyResponse):
+                headers = message.get("headers", [])
+                vary: list[str] = []
+                cache_control: list[str] = []
+                for name, value in headers:
+                    if name == b"vary":
+                        vary.append(value.decode("latin-1"))
+                    elif name == b"cache-control":
+                        cache_control.append(value.decode("latin-1"))
+                changes = (
+                    exchange.finish(vary, cache_control)
+                    if self.kit.store is None
+                    else await exchange.afinish(vary, cache_control)
+                )
+                if isinstance(changes, EarlyResponse):
                     replaced = True
-                    await _respond(send, edited)
+                    await _respond(send, changes)
                     return
-                if edited is not headers:
-                    message["headers"] = _encode(edited)
+                if changes.add:
+                    if changes.drop_cache_control:
+                        headers = [h for h in headers if h[0] != b"cache-control"]
+                    message["headers"] = [*headers, *_encode(changes.add)]
             await send(message)
 
         await self.app(scope, receive, send_with_cookies)

@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from .cookies import MAX_COOKIE_BYTES, CookieSpec, SameSite, pick_cookies
 from .errors import BadToken, ConfigurationError, SessionTooLarge
@@ -76,6 +76,8 @@ _SECURE_VISITOR = "__Host-visitor"
 _SECURE_CHECK = "__Host-cookie-check"
 _PLAIN_PREFIX = len("__Host-")
 _NO_STORE = "no-store"
+_NO_STORE_TOKENS = ("no-store",)
+_VARY_COVERS = ("cookie", "*")
 _ENV_KEYS = "SESSIONKIT_SECRET_KEYS"
 
 EventHook = Callable[[SecurityEvent], None]
@@ -371,9 +373,9 @@ class Exchange:
     """The sessionkit side of one request: the session, the visitor id, what to send back.
 
     A front end calls :meth:`load_record` (or :meth:`aload_record`) after
-    :meth:`SessionKit.open`, then :meth:`finish` (or :meth:`afinish`) with the app's
-    response headers. Each returns the response to send instead (a 503) when the store
-    does not answer.
+    :meth:`SessionKit.open`, then :meth:`finish` (or :meth:`afinish`) with the ``Vary``
+    and ``Cache-Control`` values of the app's response, and applies the changes. Each
+    returns the response to send instead (a 503) when the store does not answer.
     """
 
     __slots__ = (
@@ -537,19 +539,20 @@ class Exchange:
         self.resolve(record)
         return None
 
-    def finish(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]] | EarlyResponse:
-        """Return the response headers (see :meth:`response_headers`) after saving to the store.
+    def finish(self, vary: list[str], cache_control: list[str]) -> HeaderChanges | EarlyResponse:
+        """Decide the response's header changes (see :meth:`header_changes`), then save.
 
-        When the store does not answer, returns the 503 response to send instead: a
-        session the app changed is never reported as saved when it was not.
+        ``vary`` and ``cache_control`` are the values of those headers the app set. When
+        the store does not answer, returns the 503 response to send instead: a session
+        the app changed is never reported as saved when it was not.
         """
         try:
-            edited = self.response_headers(headers)
+            changes = self.header_changes(vary, cache_control)
         except StoreUnavailable:
             return unavailable(self._accept)
         store = self._kit.store
         if store is None or not self.store_ops:
-            return edited
+            return changes
         try:
             for family, record in self.store_ops:
                 if record is None:
@@ -558,19 +561,19 @@ class Exchange:
                     store.save(family, record, self._now)
         except StoreUnavailable:
             return unavailable(self._accept)
-        return edited
+        return changes
 
     async def afinish(
-        self, headers: list[tuple[str, str]]
-    ) -> list[tuple[str, str]] | EarlyResponse:
+        self, vary: list[str], cache_control: list[str]
+    ) -> HeaderChanges | EarlyResponse:
         """Coroutine form of :meth:`finish`: the store is awaited, never blocking the loop."""
         try:
-            edited = self.response_headers(headers)
+            changes = self.header_changes(vary, cache_control)
         except StoreUnavailable:
             return unavailable(self._accept)
         store = self._kit.store
         if store is None or not self.store_ops:
-            return edited
+            return changes
         try:
             for family, record in self.store_ops:
                 if record is None:
@@ -579,7 +582,7 @@ class Exchange:
                     await store.asave(family, record, self._now)
         except StoreUnavailable:
             return unavailable(self._accept)
-        return edited
+        return changes
 
     def set_cookie_headers(self) -> list[str]:
         """The ``Set-Cookie`` values this response must carry (empty when nothing changed).
@@ -649,33 +652,51 @@ class Exchange:
         )
         self.store_ops.append((session.family, record))
 
-    def response_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Return the app's ``headers`` with sessionkit's added.
+    def header_changes(self, vary: list[str], cache_control: list[str]) -> HeaderChanges:
+        """What sessionkit adds to a response whose ``Vary`` and ``Cache-Control`` are given.
 
-        Adds ``Set-Cookie`` for what changed; ``Vary: Cookie`` when a session cookie was
-        read or set; ``Cache-Control: no-store`` in place of any caching directive that
-        lacks it when a cookie is set, so no shared cache can store one visitor's cookie
-        for others. The app's own ``Set-Cookie`` headers are kept as they are.
+        ``Set-Cookie`` for what changed; ``Vary: Cookie`` when a session cookie was read
+        or set; ``Cache-Control: no-store`` in place of any caching directive that lacks
+        it when a cookie is set, so no shared cache can store one visitor's cookie for
+        others. The app's own ``Set-Cookie`` headers are left as they are.
         """
         cookies = self.set_cookie_headers()
-        vary = self._session_cookie_seen or bool(cookies)
-        if not cookies and not vary:
-            return headers
-        out = list(headers)
-        if vary and not any(
-            name.lower() == "vary" and _lists_token(value, ("cookie", "*")) for name, value in out
+        add: list[tuple[str, str]] = []
+        if (self._session_cookie_seen or cookies) and not any(
+            _lists_token(value, _VARY_COVERS) for value in vary
         ):
-            out.append(("Vary", "Cookie"))
+            add.append(("Vary", "Cookie"))
+        drop = False
         if cookies:
-            private = any(
-                name.lower() == "cache-control" and _lists_token(value, ("no-store",))
-                for name, value in out
-            )
-            if not private:
-                out = [(n, v) for n, v in out if n.lower() != "cache-control"]
-                out.append(("Cache-Control", _NO_STORE))
-            out.extend(("Set-Cookie", cookie) for cookie in cookies)
-        return out
+            if not any(_lists_token(value, _NO_STORE_TOKENS) for value in cache_control):
+                drop = bool(cache_control)
+                add.append(("Cache-Control", _NO_STORE))
+            add.extend(("Set-Cookie", cookie) for cookie in cookies)
+        return HeaderChanges(add, drop)
+
+    def response_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Return the app's ``headers`` with sessionkit's changes applied.
+
+        A convenience over :meth:`header_changes` for callers holding ``str`` pairs.
+        """
+        vary = [v for n, v in headers if n.lower() == "vary"]
+        cache_control = [v for n, v in headers if n.lower() == "cache-control"]
+        changes = self.header_changes(vary, cache_control)
+        if not changes.add:
+            return headers
+        kept = (
+            [(n, v) for n, v in headers if n.lower() != "cache-control"]
+            if changes.drop_cache_control
+            else list(headers)
+        )
+        return kept + changes.add
+
+
+class HeaderChanges(NamedTuple):
+    """Headers to append to a response, and whether its own Cache-Control goes first."""
+
+    add: list[tuple[str, str]]
+    drop_cache_control: bool
 
 
 def _is_one(value: str | None) -> bool:

@@ -62,14 +62,13 @@ def _is_utf8(text: str) -> bool:
 def _check_item(key: object, value: object) -> None:
     if not isinstance(key, str):
         raise UnserializableValue(f"session keys must be str, not {type(key).__name__} ({key!r})")
-    kind = type(value)
-    if kind is bool or value is None:
+    if value is None or type(value) is bool:
         return
-    if kind is str and (value.isascii() or _is_utf8(value)):  # type: ignore[union-attr]
+    if isinstance(value, str) and type(value) is str and (value.isascii() or _is_utf8(value)):
         return
-    if kind is int and _INT_MIN <= value <= _INT_MAX:  # type: ignore[operator]
+    if isinstance(value, int) and type(value) is int and _INT_MIN <= value <= _INT_MAX:
         return
-    if kind is float and math.isfinite(value):  # type: ignore[arg-type]
+    if isinstance(value, float) and type(value) is float and math.isfinite(value):
         return
     try:
         _strict(value)

@@ -22,10 +22,12 @@ from .events import MALFORMED, OVERSIZED, TAMPERED, UNKNOWN_KEY
 from .keys import KEY_ID_BYTES, KeyRing
 from .seal import b64decode, b64encode
 
-__all__ = ["VISITOR_ID_BYTES", "VisitorCodec"]
+__all__ = ["VERIFIED_CACHE_SIZE", "VISITOR_ID_BYTES", "VisitorCodec"]
 
 #: Random bytes in a visitor id.
 VISITOR_ID_BYTES = 16
+#: How many verified visitor cookie values are remembered.
+VERIFIED_CACHE_SIZE = 4096
 _MAC_BYTES = 16
 _VERSION = 1
 _HEADER = 1 + KEY_ID_BYTES
@@ -37,11 +39,13 @@ _MAX_CHARS = 64
 class VisitorCodec:
     """Mint, sign and verify visitor ids under the ``visitor`` subkeys of a key ring."""
 
-    __slots__ = ("_keys", "_primary_kid")
+    __slots__ = ("_keys", "_primary_kid", "_verified")
 
     def __init__(self, ring: KeyRing) -> None:
         self._keys = ring.subkeys("visitor")
         self._primary_kid = ring.key_ids[0]
+        #: (value, name) -> (visitor id, newest key) for values whose MAC verified.
+        self._verified: dict[tuple[str, str], tuple[str, bool]] = {}
 
     @staticmethod
     def mint() -> str:
@@ -57,8 +61,13 @@ class VisitorCodec:
     def verify(self, value: str, name: str) -> tuple[str, bool]:
         """Return the visitor id in ``value`` and whether it is signed under the newest key.
 
-        Raises :class:`BadToken` naming the reason when the value is not ours.
+        Raises :class:`BadToken` naming the reason when the value is not ours. The last
+        :data:`VERIFIED_CACHE_SIZE` values that verified are remembered: a browser sends
+        the same value on every request, and a value's MAC never changes.
         """
+        known = self._verified.get((value, name))
+        if known is not None:
+            return known
         if len(value) > _MAX_CHARS:
             raise BadToken(OVERSIZED)
         raw = b64decode(value)
@@ -71,4 +80,8 @@ class VisitorCodec:
         mac = hmac.digest(key, raw[:_SIGNED] + name.encode(), "sha256")[:_MAC_BYTES]
         if not hmac.compare_digest(mac, raw[_SIGNED:]):
             raise BadToken(TAMPERED)
-        return b64encode(raw[_HEADER:_SIGNED]), kid == self._primary_kid
+        result = b64encode(raw[_HEADER:_SIGNED]), kid == self._primary_kid
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[value, name] = result
+        return result

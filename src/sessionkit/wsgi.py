@@ -69,12 +69,24 @@ class SessionMiddleware:
         def start_with_cookies(
             status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
         ) -> Callable[[bytes], object]:
-            edited = exchange.finish(headers)
-            if isinstance(edited, EarlyResponse):
-                replaced.append(edited)
-                start_response(edited.status_line, edited.headers, exc_info)
+            vary: list[str] = []
+            cache_control: list[str] = []
+            for name, value in headers:
+                lowered = name.lower()
+                if lowered == "vary":
+                    vary.append(value)
+                elif lowered == "cache-control":
+                    cache_control.append(value)
+            changes = exchange.finish(vary, cache_control)
+            if isinstance(changes, EarlyResponse):
+                replaced.append(changes)
+                start_response(changes.status_line, changes.headers, exc_info)
                 return _discard
-            return start_response(status, edited, exc_info)
+            if changes.add:
+                if changes.drop_cache_control:
+                    headers = [h for h in headers if h[0].lower() != "cache-control"]
+                headers = [*headers, *changes.add]
+            return start_response(status, headers, exc_info)
 
         result = self.app(environ, start_with_cookies)
         if self.kit.store is None:

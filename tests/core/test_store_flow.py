@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from sessionkit import ConfigurationError, SecurityEvent, SessionKit, SessionTooLarge
+from sessionkit.gate import EarlyResponse
 from sessionkit.kit import Exchange
 from sessionkit.stores.memory import MemoryStore
 
@@ -30,9 +31,9 @@ class Client:
         ex = self.kit.open(cookie)
         assert ex.load_record() is None
         act(ex)
-        headers = ex.finish([])
-        assert isinstance(headers, list)
-        for name, value in headers:
+        changes = ex.finish([], [])
+        assert not isinstance(changes, EarlyResponse)
+        for name, value in changes.add:
             if name == "Set-Cookie":
                 pair = value.split(";", 1)[0]
                 key, _, val = pair.partition("=")
@@ -125,7 +126,7 @@ def test_timed_rotation_keeps_a_grace_window_then_detects_replay(
     in_flight = stale.copy().request()
     assert in_flight.session.user_id == "alice"
     assert in_flight.session.id == rotated
-    assert in_flight.finish([]) == [("Vary", "Cookie")], "nothing re-issued in the grace window"
+    assert in_flight.header_changes([], []).add == [("Vary", "Cookie")], "nothing re-issued"
     assert events == []
     clock.advance(2)
     assert stale.request().session.user_id is None
