@@ -7,7 +7,14 @@ from hypothesis import strategies as st
 from sessionkit import generate_key
 from sessionkit.errors import BadToken
 from sessionkit.keys import KeyRing
-from sessionkit.seal import EPOCH_SECONDS, MAX_TOKEN_CHARS, Sealer, b64decode, b64encode
+from sessionkit.seal import (
+    EPOCH_SECONDS,
+    MAX_TOKEN_CHARS,
+    OPENED_CACHE_SIZE,
+    Sealer,
+    b64decode,
+    b64encode,
+)
 
 RING = KeyRing([generate_key()])
 LIMITS = {"max_age": 43200, "max_skew": 60}
@@ -152,3 +159,18 @@ def test_b64_spelling_is_canonical() -> None:
     for other in ("_x", "_w=", "_w==", "/w", "_ w"):
         with pytest.raises(BadToken):
             b64decode(other)
+
+
+def test_a_remembered_token_still_expires() -> None:
+    sealer = sealer_for()
+    token = seal(b"x", sealer=sealer)
+    assert sealer.unseal(token, NOW) == (b"x", True)
+    assert sealer.unseal(token, NOW + 60) == (b"x", True)
+    assert _rejects(token, sealer=sealer, now=NOW + 43200 + EPOCH_SECONDS) == "expired_absolute"
+
+
+def test_the_memo_of_opened_tokens_stays_bounded() -> None:
+    sealer = sealer_for()
+    for _ in range(OPENED_CACHE_SIZE + 10):
+        sealer.unseal(seal(b"x", sealer=sealer), NOW)
+    assert len(sealer._opened) <= OPENED_CACHE_SIZE

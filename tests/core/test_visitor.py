@@ -120,3 +120,12 @@ def test_visitor_cookie_can_be_turned_off(make_kit: MakeKit) -> None:
     ex = make_kit(visitor_cookie=None).open(None)
     assert ex.visitor is None
     assert ex.response_headers([]) == []
+
+
+def test_a_remembered_value_is_bound_to_its_cookie_name() -> None:
+    codec = VisitorCodec(KeyRing([generate_key()]))
+    value = codec.sign(codec.mint(), NAME)
+    assert codec.verify(value, NAME)[1]
+    with pytest.raises(BadToken, match="tampered"):
+        codec.verify(value, "__Host-other")
+    assert codec.verify(value, NAME)[1]
