@@ -10,8 +10,6 @@ from sessionkit import ConfigurationError
 from sessionkit.cookies import CookieSpec, pick_cookies
 
 NAMES = frozenset({"__Host-session", "__Host-visitor"})
-# RFC 6265bis cookie-octet: %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E
-COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 
 
 def test_picks_only_wanted_names_and_keeps_every_copy() -> None:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sessionkit import ConfigurationError, SecurityEvent, SessionKit, SessionTooLarge, generate_key
 from sessionkit.kit import Exchange
 
 MakeKit = Callable[..., SessionKit]
+KEY = generate_key()
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 6265bis cookie-octet: %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E
+COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+")
 
 
 def set_cookies(headers: list[tuple[str, str]]) -> dict[str, str]:
@@ -275,3 +282,31 @@ def test_path_or_domain_drop_the_host_prefix_from_the_default_name(make_kit: Mak
     assert make_kit(path="/app").session_spec.name == "session"
     assert make_kit(domain="example.org").session_spec.name == "session"
     assert make_kit().visitor_spec.name == "__Host-visitor"  # type: ignore[union-attr]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60)
+@given(st.dictionaries(st.text(min_size=1, max_size=10), json_values, min_size=1, max_size=6))
+def test_emitted_cookies_always_match_the_cookie_grammar(data: dict[str, Any]) -> None:
+    kit = SessionKit(secret_keys=[KEY])
+    ex = kit.open(None)
+    ex.session.update(data)
+    ex.session.login("someone")
+    cookies = [v for n, v in ex.response_headers([]) if n == "Set-Cookie"]
+    assert len(cookies) == 2
+    for header in cookies:
+        pair = header.split(";", 1)[0]
+        name, _, value = pair.partition("=")
+        assert TOKEN.fullmatch(name)
+        assert COOKIE_OCTETS.fullmatch(value)
+        assert all(0x20 <= ord(c) <= 0x7E for c in header)
+    back = kit.open("; ".join(c.split(";", 1)[0] for c in cookies))
+    assert back.session == data
