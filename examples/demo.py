@@ -3,14 +3,19 @@
 Run it with ``./scripts/demo`` and open http://127.0.0.1:8000. It uses the explicit
 ``insecure_development=True`` opt-in because it serves plain http on 127.0.0.1; the key
 comes from ``SESSIONKIT_SECRET_KEYS`` or is generated at start (sessions then end when
-the server stops). The demo user is ``demo`` with the password ``correct horse``.
+the server stops). Sessions are recorded in an SQLite file in the temporary directory,
+so logout revokes and "log out everywhere" works; ``/app`` requires cookies. The demo
+user is ``demo`` with the password ``correct horse``.
 """
 
 from __future__ import annotations
 
 import hmac
 import html
+import logging
 import os
+import tempfile
+from pathlib import Path
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -21,12 +26,20 @@ from starlette.routing import Route
 
 import sessionkit
 from sessionkit.asgi import SessionMiddleware, session_of, visitor_of
+from sessionkit.stores import SQLiteStore
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "correct horse"  # noqa: S105 - the published demo credential
 
+# Show sessionkit's security events (rejected, replayed or revoked cookies) in the console.
+security_log = logging.getLogger("sessionkit.security")
+security_log.setLevel(logging.INFO)
+security_log.addHandler(logging.StreamHandler())
+
 kit = sessionkit.SessionKit(
     secret_keys=os.environ.get("SESSIONKIT_SECRET_KEYS", sessionkit.generate_key()).split(","),
+    require_cookies=["/app"],
+    store=SQLiteStore(Path(tempfile.gettempdir()) / "sessionkit-demo.sqlite3"),
     insecure_development=True,
 )
 
@@ -82,12 +95,22 @@ async def private(request: Request) -> Response:
         "Private area",
         f"<p>Hello {html.escape(str(session.user_id))}: visit {session['visits']} "
         f"in this session.</p>"
-        '<form method=post action="/logout"><button>Log out</button></form>',
+        '<form method=post action="/logout"><button>Log out</button></form>'
+        '<form method=post action="/logout-everywhere"><button>Log out everywhere</button>'
+        "</form>",
     )
 
 
 async def logout(request: Request) -> Response:
     session_of(request.scope).invalidate()
+    return RedirectResponse("/", status_code=303)
+
+
+async def logout_everywhere(request: Request) -> Response:
+    session = session_of(request.scope)
+    if session.user_id is not None:
+        await kit.arevoke_user(session.user_id)
+    session.invalidate()
     return RedirectResponse("/", status_code=303)
 
 
@@ -98,6 +121,7 @@ app = Starlette(
         Route("/login", login, methods=["POST"]),
         Route("/app", private),
         Route("/logout", logout, methods=["POST"]),
+        Route("/logout-everywhere", logout_everywhere, methods=["POST"]),
     ],
     middleware=[Middleware(SessionMiddleware, kit=kit)],
 )
