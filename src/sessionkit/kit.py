@@ -137,7 +137,9 @@ class SessionKit:
         (see :mod:`sessionkit.gate`); ``cookies_required_page`` is an HTML template (``$home``
         is the link to ``public_home``) or a callable from the path to HTML, and
         ``cookies_required_json`` a callable from the path to the JSON document sent to
-        clients that do not accept HTML.
+        clients that do not accept HTML. ``store`` (see :mod:`sessionkit.stores`) adds
+        server-side revocation, replay detection and room for large sessions; after a
+        rotation the previous id still works for ``rotation_grace`` seconds.
         """
         if secure is None:
             secure = not insecure_development
