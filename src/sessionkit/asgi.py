@@ -16,10 +16,10 @@ from typing import Any
 
 from .errors import ConfigurationError
 from .gate import EarlyResponse
-from .kit import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_TOUCH_INTERVAL, SessionKit
+from .kit import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_TOUCH_INTERVAL, Exchange, SessionKit
 from .session import Session
 
-__all__ = ["ASGIApp", "SessionMiddleware", "session_of", "visitor_of"]
+__all__ = ["ASGIApp", "SessionMiddleware", "opt_in", "opt_out", "session_of", "visitor_of"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,8 +44,22 @@ def session_of(scope: Scope) -> Session:
 
 def visitor_of(scope: Scope) -> str | None:
     """The visitor id of a request, or None when the visitor opted out."""
-    visitor: str | None = scope["sessionkit.visitor"]
-    return visitor
+    exchange: Exchange = scope["sessionkit.exchange"]
+    return exchange.visitor
+
+
+def opt_out(scope: Scope) -> None:
+    """Record this visitor's opt-out: no visitor id from now on (see :meth:`Exchange.opt_out`)."""
+    exchange: Exchange = scope["sessionkit.exchange"]
+    exchange.opt_out()
+    scope["sessionkit.visitor"] = None
+
+
+def opt_in(scope: Scope) -> None:
+    """Undo :func:`opt_out` for this visitor (see :meth:`Exchange.opt_in`)."""
+    exchange: Exchange = scope["sessionkit.exchange"]
+    exchange.opt_in()
+    scope["sessionkit.visitor"] = exchange.visitor
 
 
 def _from_starlette_names(
@@ -140,6 +154,7 @@ class SessionMiddleware:
         gpc: str | None = None
         dnt: str | None = None
         accept: str | None = None
+        forwarded: str | None = None
         for name, value in scope["headers"]:
             if name == b"cookie":
                 text = value.decode("latin-1")
@@ -150,6 +165,9 @@ class SessionMiddleware:
                 dnt = value.decode("latin-1")
             elif name == b"accept":
                 accept = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                text = value.decode("latin-1")
+                forwarded = text if forwarded is None else f"{forwarded}, {text}"
         client = scope.get("client")
         http = scope["type"] == "http"
         exchange = self.kit.open(
@@ -157,6 +175,7 @@ class SessionMiddleware:
             client=client[0] if client else None,
             sec_gpc=gpc,
             dnt=dnt,
+            forwarded_for=forwarded,
             method=scope["method"] if http else "WEBSOCKET",
             path=scope["path"],
             query=scope.get("query_string", b"").decode("latin-1"),
@@ -173,6 +192,7 @@ class SessionMiddleware:
             return
         scope["session"] = exchange.session
         scope["sessionkit.visitor"] = exchange.visitor
+        scope["sessionkit.exchange"] = exchange
         if not http:
             await self.app(scope, receive, send)
             return

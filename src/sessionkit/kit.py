@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
@@ -37,6 +38,7 @@ from .gate import (
     unavailable,
 )
 from .keys import KeyRing
+from .privacy import SensitiveDataGuard
 from .seal import Sealer
 from .session import Session, UserId
 from .stores.base import SessionRecord, Store, StoreUnavailable
@@ -74,6 +76,7 @@ MAX_VISITOR_MAX_AGE = 400 * 24 * 60 * 60
 _SECURE_SESSION = "__Host-session"
 _SECURE_VISITOR = "__Host-visitor"
 _SECURE_CHECK = "__Host-cookie-check"
+_SECURE_OPT_OUT = "__Host-opt-out"
 _PLAIN_PREFIX = len("__Host-")
 _NO_STORE = "no-store"
 _NO_STORE_TOKENS = ("no-store",)
@@ -127,6 +130,10 @@ class SessionKit:
         public_home: str = "/",
         cookies_required_page: BlockPage = DEFAULT_BLOCK_PAGE,
         cookies_required_json: Callable[[str], object] | None = None,
+        sensitive_data: bool = True,
+        sensitive_keys_allowed: Iterable[str] = (),
+        sensitive_patterns: Iterable[str | re.Pattern[str]] = (),
+        trusted_proxy_hops: int = 0,
     ) -> None:
         """Check and freeze the policy.
 
@@ -193,6 +200,15 @@ class SessionKit:
                 "(MemoryStore, SQLiteStore, RedisStore)"
             )
         self.store = store
+        self.guard = SensitiveDataGuard(
+            enabled=sensitive_data, allowed_keys=sensitive_keys_allowed, patterns=sensitive_patterns
+        )
+        if type(trusted_proxy_hops) is not int or trusted_proxy_hops < 0:
+            raise ConfigurationError(
+                f"trusted_proxy_hops must be the number of proxies in front of the app "
+                f"(0 or more), not {trusted_proxy_hops!r}"
+            )
+        self.trusted_proxy_hops = trusted_proxy_hops
         self.persistent_cookie = persistent_cookie
         self.insecure_development = insecure_development
         self.client_address: AddressMode = client_address
@@ -232,8 +248,13 @@ class SessionKit:
             json_body=cookies_required_json,
             test_cookie=self.check_spec.set("1", CHECK_COOKIE_MAX_AGE),
         )
+        self.opt_out_spec = CookieSpec(
+            _SECURE_OPT_OUT if secure else _SECURE_OPT_OUT[_PLAIN_PREFIX:], secure=secure
+        )
         self._names = frozenset(
-            n for n in (session_cookie, visitor_cookie, self.check_spec.name) if n is not None
+            n
+            for n in (session_cookie, visitor_cookie, self.check_spec.name, self.opt_out_spec.name)
+            if n is not None
         )
 
     @classmethod
@@ -278,6 +299,7 @@ class SessionKit:
         client: str | None = None,
         sec_gpc: str | None = None,
         dnt: str | None = None,
+        forwarded_for: str | None = None,
         method: str = "GET",
         path: str = "/",
         query: str = "",
@@ -287,7 +309,8 @@ class SessionKit:
         """Read a request's cookies and return the exchange for that request.
 
         ``cookie_header`` is the ``Cookie`` header's text (several headers joined with
-        ``"; "``), ``client`` the peer address (for events only), ``sec_gpc`` and ``dnt``
+        ``"; "``), ``client`` the peer address and ``forwarded_for`` the ``X-Forwarded-For``
+        header (both for events only; see ``trusted_proxy_hops``), ``sec_gpc`` and ``dnt``
         the values of those headers: either one being ``1`` opts the visitor out of the
         visitor cookie. ``method``, ``path`` (decoded, as the app's router sees it),
         ``query`` (raw) and ``accept`` serve the cookies-required gate: when it answers,
@@ -309,6 +332,8 @@ class SessionKit:
                 accept=accept,
             )
         opt_out = _is_one(sec_gpc) or _is_one(dnt)
+        if self.trusted_proxy_hops:
+            client = _forwarded_client(client, forwarded_for, self.trusted_proxy_hops)
         return Exchange(self, found, client, opt_out, now, early, protected, accept)
 
     def open_session(self, value: str, now: float) -> tuple[Session, bool, bool]:
@@ -319,7 +344,7 @@ class SessionKit:
         """
         payload, current_key = self._sealer.unseal(value, now)
         session, spilled = Session.opened(
-            payload, now, self.idle_timeout, self.absolute_timeout, self.max_clock_skew
+            payload, now, self.idle_timeout, self.absolute_timeout, self.max_clock_skew, self.guard
         )
         if spilled and self.store is None:
             raise BadToken(INVALID_PAYLOAD)
@@ -382,10 +407,14 @@ class Exchange:
 
     __slots__ = (
         "_accept",
+        "_browser_opt_out",
         "_client",
         "_degraded",
         "_kit",
         "_now",
+        "_opt_out_delete",
+        "_opt_out_seen",
+        "_opt_out_set",
         "_protected",
         "_record",
         "_reissue",
@@ -430,7 +459,7 @@ class Exchange:
         self.session: Session
         self._session_cookie_seen = values is not None
         if values is None:
-            self.session = Session(now)
+            self.session = Session(now, kit.guard)
         elif len(values) > 1:
             self._reject(DUPLICATE)
         else:
@@ -446,11 +475,14 @@ class Exchange:
         #: The visitor id, or None when the visitor cookie is off or the visitor opted out.
         self.visitor: str | None = None
         self._visitor_set = self._visitor_delete = False
+        self._browser_opt_out = opt_out
+        self._opt_out_seen = kit.opt_out_spec.name in found
+        self._opt_out_set = self._opt_out_delete = False
         vspec = kit.visitor_spec
         if vspec is None or early is not None:
             return
         vvalues = found.get(vspec.name)
-        if opt_out:
+        if opt_out or self._opt_out_seen:
             self._visitor_delete = vvalues is not None
             return
         if vvalues is not None:
@@ -466,9 +498,40 @@ class Exchange:
         self.visitor = kit._visitors.mint()
         self._visitor_set = True
 
+    def opt_out(self) -> None:
+        """Record the visitor's request not to be tracked.
+
+        The visitor cookie is expired, the visitor id becomes None, and the choice is
+        remembered in a cookie that holds ``1`` and nothing else, so it identifies no one.
+        """
+        if self._kit.visitor_spec is None:
+            return
+        self.visitor = None
+        self._visitor_set = False
+        self._visitor_delete = True
+        self._opt_out_set = not self._opt_out_seen
+        self._opt_out_delete = False
+
+    def opt_in(self) -> None:
+        """Undo :meth:`opt_out`: forget the choice and give the visitor an id again.
+
+        A browser that sends ``Sec-GPC: 1`` or ``DNT: 1`` still gets no visitor id: the
+        signal wins for as long as the browser sends it.
+        """
+        vspec = self._kit.visitor_spec
+        if vspec is None:
+            return
+        self._opt_out_delete = self._opt_out_seen
+        self._opt_out_set = False
+        if self._browser_opt_out or self.visitor is not None:
+            return
+        self.visitor = self._kit._visitors.mint()
+        self._visitor_set = True
+        self._visitor_delete = False
+
     def _reject(self, reason: str) -> None:
         self._kit.report(reason, self._kit.session_spec.name, self._client)
-        self.session = Session(self._now)
+        self.session = Session(self._now, self._kit.guard)
 
     def _validated(self) -> None:
         every = self._kit.rotate_every
@@ -510,7 +573,7 @@ class Exchange:
         if self._protected:
             return unavailable(self._accept)
         self._degraded = True
-        self.session = Session(self._now)
+        self.session = Session(self._now, self._kit.guard)
         return None
 
     def load_record(self) -> EarlyResponse | None:
@@ -608,6 +671,10 @@ class Exchange:
             elif self._visitor_set and self.visitor is not None:
                 value = kit._visitors.sign(self.visitor, vspec.name)
                 out.append(vspec.set(value, kit.visitor_max_age))
+            if self._opt_out_set:
+                out.append(kit.opt_out_spec.set("1", kit.visitor_max_age))
+            elif self._opt_out_delete:
+                out.append(kit.opt_out_spec.delete())
         return out
 
     def _session_cookie(self, out: list[str]) -> None:
@@ -699,6 +766,17 @@ class HeaderChanges(NamedTuple):
 
     add: list[tuple[str, str]]
     drop_cache_control: bool
+
+
+def _forwarded_client(peer: str | None, forwarded_for: str | None, hops: int) -> str | None:
+    """The address the outermost trusted proxy saw; the peer when the header is short.
+
+    Each of ``hops`` proxies appends the address it received the request from, so the
+    entry ``hops`` places from the right was written by the outermost trusted one; any
+    entries further left came from the client and are not believed.
+    """
+    entries = [entry.strip() for entry in forwarded_for.split(",")] if forwarded_for else []
+    return entries[-hops] if len(entries) >= hops else peer
 
 
 def _is_one(value: str | None) -> bool:

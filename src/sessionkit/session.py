@@ -27,6 +27,7 @@ import orjson
 
 from .errors import BadToken, UnserializableValue
 from .events import EXPIRED_ABSOLUTE, EXPIRED_IDLE, FROM_THE_FUTURE, INVALID_PAYLOAD
+from .privacy import SensitiveDataGuard
 
 __all__ = ["SESSION_ID_BYTES", "Session", "UserId", "new_session_id"]
 
@@ -41,6 +42,7 @@ _strict = json.JSONEncoder(allow_nan=False).encode
 # it refuse what the standard library refuses too (dates, dataclasses) instead of
 # converting them to strings behind the caller's back.
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_DEFAULT_GUARD = SensitiveDataGuard()
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 _MISSING: Any = object()
@@ -83,12 +85,16 @@ def _check_item(key: object, value: object) -> None:
 class Session(dict[str, Any]):
     """The session of one request: a ``dict`` of JSON values plus lifecycle state.
 
+    Writes of password-like keys or card-number-like values raise
+    :class:`~sessionkit.privacy.SensitiveData` (see :mod:`sessionkit.privacy`).
+
     Every mutation through the ``dict`` API sets :attr:`modified`. A change made
     *inside* a nested value (``session["cart"].append(x)``) cannot be seen: set
     ``session.modified = True`` after one, or assign the value again.
     """
 
     __slots__ = (
+        "_guard",
         "_loaded_family",
         "_loaded_id",
         "_now",
@@ -111,9 +117,10 @@ class Session(dict[str, Any]):
     user_id: UserId | None
     modified: bool
 
-    def __init__(self, now: float) -> None:
-        """Start an empty new session at time ``now``."""
+    def __init__(self, now: float, guard: SensitiveDataGuard = _DEFAULT_GUARD) -> None:
+        """Start an empty new session at time ``now``, writes checked by ``guard``."""
         super().__init__()
+        self._guard = guard
         stamp = int(now)
         self._now = stamp
         self.id = self._loaded_id = new_session_id()
@@ -131,6 +138,7 @@ class Session(dict[str, Any]):
         idle_timeout: int,
         absolute_timeout: int,
         max_clock_skew: int,
+        guard: SensitiveDataGuard = _DEFAULT_GUARD,
     ) -> tuple[Session, bool]:
         """Rebuild a session from a sealed payload's plaintext, enforcing the timeouts.
 
@@ -162,6 +170,7 @@ class Session(dict[str, Any]):
         if now - seen > idle_timeout:
             raise BadToken(EXPIRED_IDLE)
         session = cls.__new__(cls)
+        session._guard = guard
         if data:
             dict.update(session, data)
         session._now = int(now)
@@ -263,6 +272,7 @@ class Session(dict[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         _check_item(key, value)
+        self._guard.check(key, value)
         super().__setitem__(key, value)
         self.modified = True
 

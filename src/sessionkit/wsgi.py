@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from .gate import EarlyResponse
-from .kit import SessionKit
+from .kit import Exchange, SessionKit
 from .session import Session
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["SessionMiddleware", "session_of", "visitor_of"]
+__all__ = ["SessionMiddleware", "opt_in", "opt_out", "session_of", "visitor_of"]
 
 
 def session_of(environ: WSGIEnvironment) -> Session:
@@ -32,8 +32,22 @@ def session_of(environ: WSGIEnvironment) -> Session:
 
 def visitor_of(environ: WSGIEnvironment) -> str | None:
     """The visitor id of a request, or None when the visitor opted out."""
-    visitor: str | None = environ["sessionkit.visitor"]
-    return visitor
+    exchange: Exchange = environ["sessionkit.exchange"]
+    return exchange.visitor
+
+
+def opt_out(environ: WSGIEnvironment) -> None:
+    """Record this visitor's opt-out: no visitor id from now on (see :meth:`Exchange.opt_out`)."""
+    exchange: Exchange = environ["sessionkit.exchange"]
+    exchange.opt_out()
+    environ["sessionkit.visitor"] = None
+
+
+def opt_in(environ: WSGIEnvironment) -> None:
+    """Undo :func:`opt_out` for this visitor (see :meth:`Exchange.opt_in`)."""
+    exchange: Exchange = environ["sessionkit.exchange"]
+    exchange.opt_in()
+    environ["sessionkit.visitor"] = exchange.visitor
 
 
 class SessionMiddleware:
@@ -51,6 +65,7 @@ class SessionMiddleware:
             client=environ.get("REMOTE_ADDR"),
             sec_gpc=environ.get("HTTP_SEC_GPC"),
             dnt=environ.get("HTTP_DNT"),
+            forwarded_for=environ.get("HTTP_X_FORWARDED_FOR"),
             method=environ.get("REQUEST_METHOD", "GET"),
             path=path.encode("latin-1", "replace").decode("utf-8", "replace"),
             query=environ.get("QUERY_STRING", ""),
@@ -64,6 +79,7 @@ class SessionMiddleware:
             return [early.body]
         environ["sessionkit.session"] = exchange.session
         environ["sessionkit.visitor"] = exchange.visitor
+        environ["sessionkit.exchange"] = exchange
         replaced: list[EarlyResponse] = []
 
         def start_with_cookies(

@@ -624,7 +624,7 @@ async def test_timed_rotation_reissues_with_new_id(make_kit: KitFactory, clock: 
 async def test_invalidate_expires_the_cookie(make_kit: KitFactory) -> None:
     async with Browser(build_app(make_kit())) as browser:
         await browser.post("/login", json={"user": "alice"})
-        before = await browser.post("/write", json={"secret": "x"})
+        before = await browser.post("/write", json={"note": "x"})
         response = await browser.post("/logout")
         assert response.json()["id"] != before.json()["id"]
         value, attrs = set_cookies(response)[SESSION]
