@@ -10,6 +10,7 @@ import logging
 
 from .errors import (
     ConfigurationError,
+    SensitiveData,
     SessionKitError,
     SessionTooLarge,
     UnserializableValue,

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "BadToken",
     "ConfigurationError",
+    "SensitiveData",
     "SessionKitError",
     "SessionTooLarge",
     "UnserializableValue",
@@ -29,6 +30,10 @@ class SessionTooLarge(SessionKitError):
             f"the session cookie would be {size} bytes (name and value), over the limit of "
             f"{limit}: keep less data in the session (store ids, not records)"
         )
+
+
+class SensitiveData(SessionKitError, ValueError):
+    """A password-like key or a card-number-like value was written to a session."""
 
 
 class UnserializableValue(SessionKitError, TypeError):

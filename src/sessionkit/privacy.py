@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import ConfigurationError, SessionKitError
+from .errors import ConfigurationError, SensitiveData
 
 __all__ = ["DEFAULT_SENSITIVE_WORDS", "SensitiveData", "SensitiveDataGuard"]
 
@@ -44,10 +44,6 @@ _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _SEPARATORS = re.compile(r"[\W_]+")
 _CARD_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
 _MAX_DEPTH = 32
-
-
-class SensitiveData(SessionKitError, ValueError):
-    """A password-like key or a card-number-like value was written to a session."""
 
 
 def _luhn(digits: str) -> bool:

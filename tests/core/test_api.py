@@ -10,6 +10,7 @@ def test_exported_names_are_pinned() -> None:
     assert sorted(sessionkit.__all__) == [
         "ConfigurationError",
         "SecurityEvent",
+        "SensitiveData",
         "Session",
         "SessionKit",
         "SessionKitError",
@@ -26,6 +27,8 @@ def test_errors_form_one_tree() -> None:
     assert issubclass(sessionkit.ConfigurationError, ValueError)
     assert issubclass(sessionkit.SessionTooLarge, sessionkit.SessionKitError)
     assert issubclass(sessionkit.UnserializableValue, TypeError)
+    assert issubclass(sessionkit.SensitiveData, sessionkit.SessionKitError)
+    assert issubclass(sessionkit.SensitiveData, ValueError)
 
 
 def test_session_is_a_dict() -> None:
