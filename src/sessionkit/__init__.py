@@ -23,6 +23,7 @@ from .session import Session
 __all__ = [
     "ConfigurationError",
     "SecurityEvent",
+    "SensitiveData",
     "Session",
     "SessionKit",
     "SessionKitError",
