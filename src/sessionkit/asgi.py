@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .access import opt_in, opt_out, session_of, visitor_of
 from .errors import ConfigurationError
 from .gate import EarlyResponse
-from .kit import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_TOUCH_INTERVAL, Exchange, SessionKit
-from .session import Session
+from .kit import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_TOUCH_INTERVAL, SessionKit
 
 __all__ = ["ASGIApp", "SessionMiddleware", "opt_in", "opt_out", "session_of", "visitor_of"]
 
@@ -34,32 +34,6 @@ _POLICY_VIOLATION = 1008
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
-
-
-def session_of(scope: Scope) -> Session:
-    """The typed session of a request: ``session_of(request.scope)``."""
-    session: Session = scope["session"]
-    return session
-
-
-def visitor_of(scope: Scope) -> str | None:
-    """The visitor id of a request, or None when the visitor opted out."""
-    exchange: Exchange = scope["sessionkit.exchange"]
-    return exchange.visitor
-
-
-def opt_out(scope: Scope) -> None:
-    """Record this visitor's opt-out: no visitor id from now on (see :meth:`Exchange.opt_out`)."""
-    exchange: Exchange = scope["sessionkit.exchange"]
-    exchange.opt_out()
-    scope["sessionkit.visitor"] = None
-
-
-def opt_in(scope: Scope) -> None:
-    """Undo :func:`opt_out` for this visitor (see :meth:`Exchange.opt_in`)."""
-    exchange: Exchange = scope["sessionkit.exchange"]
-    exchange.opt_in()
-    scope["sessionkit.visitor"] = exchange.visitor
 
 
 def _from_starlette_names(

@@ -611,12 +611,9 @@ class Exchange:
         the store does not answer, returns the 503 response to send instead: a session
         the app changed is never reported as saved when it was not.
         """
-        try:
-            changes = self.header_changes(vary, cache_control)
-        except StoreUnavailable:
-            return unavailable(self._accept)
+        changes = self._changes(vary, cache_control)
         store = self._kit.store
-        if store is None or not self.store_ops:
+        if store is None or not self.store_ops or isinstance(changes, EarlyResponse):
             return changes
         try:
             for family, record in self.store_ops:
@@ -632,12 +629,9 @@ class Exchange:
         self, vary: list[str], cache_control: list[str]
     ) -> HeaderChanges | EarlyResponse:
         """Coroutine form of :meth:`finish`: the store is awaited, never blocking the loop."""
-        try:
-            changes = self.header_changes(vary, cache_control)
-        except StoreUnavailable:
-            return unavailable(self._accept)
+        changes = self._changes(vary, cache_control)
         store = self._kit.store
-        if store is None or not self.store_ops:
+        if store is None or not self.store_ops or isinstance(changes, EarlyResponse):
             return changes
         try:
             for family, record in self.store_ops:
@@ -648,6 +642,12 @@ class Exchange:
         except StoreUnavailable:
             return unavailable(self._accept)
         return changes
+
+    def _changes(self, vary: list[str], cache_control: list[str]) -> HeaderChanges | EarlyResponse:
+        try:
+            return self.header_changes(vary, cache_control)
+        except StoreUnavailable:
+            return unavailable(self._accept)
 
     def set_cookie_headers(self) -> list[str]:
         """The ``Set-Cookie`` values this response must carry (empty when nothing changed).

@@ -13,41 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from .access import opt_in, opt_out, session_of, visitor_of
 from .gate import EarlyResponse
-from .kit import Exchange, SessionKit
-from .session import Session
+from .kit import SessionKit
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["SessionMiddleware", "opt_in", "opt_out", "session_of", "visitor_of"]
-
-
-def session_of(environ: WSGIEnvironment) -> Session:
-    """The typed session of a request: ``session_of(environ)``."""
-    session: Session = environ["sessionkit.session"]
-    return session
-
-
-def visitor_of(environ: WSGIEnvironment) -> str | None:
-    """The visitor id of a request, or None when the visitor opted out."""
-    exchange: Exchange = environ["sessionkit.exchange"]
-    return exchange.visitor
-
-
-def opt_out(environ: WSGIEnvironment) -> None:
-    """Record this visitor's opt-out: no visitor id from now on (see :meth:`Exchange.opt_out`)."""
-    exchange: Exchange = environ["sessionkit.exchange"]
-    exchange.opt_out()
-    environ["sessionkit.visitor"] = None
-
-
-def opt_in(environ: WSGIEnvironment) -> None:
-    """Undo :func:`opt_out` for this visitor (see :meth:`Exchange.opt_in`)."""
-    exchange: Exchange = environ["sessionkit.exchange"]
-    exchange.opt_in()
-    environ["sessionkit.visitor"] = exchange.visitor
 
 
 class SessionMiddleware:

@@ -1,0 +1,47 @@
+"""Typed access to sessionkit's per-request state, for ASGI scopes and WSGI environs alike.
+
+Both front ends put the request's :class:`~sessionkit.kit.Exchange` under
+``"sessionkit.exchange"`` and the visitor id under ``"sessionkit.visitor"``; these helpers
+read and change them: ``session_of(request.scope)``, ``opt_out(environ)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from .kit import Exchange
+from .session import Session
+
+__all__ = ["opt_in", "opt_out", "session_of", "visitor_of"]
+
+RequestState = MutableMapping[str, Any]
+
+
+def _exchange(state: RequestState) -> Exchange:
+    exchange: Exchange = state["sessionkit.exchange"]
+    return exchange
+
+
+def session_of(state: RequestState) -> Session:
+    """The typed session of a request (an ASGI scope or a WSGI environ)."""
+    return _exchange(state).session
+
+
+def visitor_of(state: RequestState) -> str | None:
+    """The visitor id of a request, or None when the visitor opted out."""
+    return _exchange(state).visitor
+
+
+def opt_out(state: RequestState) -> None:
+    """Record this visitor's opt-out: no visitor id from now on (see :meth:`Exchange.opt_out`)."""
+    exchange = _exchange(state)
+    exchange.opt_out()
+    state["sessionkit.visitor"] = exchange.visitor
+
+
+def opt_in(state: RequestState) -> None:
+    """Undo :func:`opt_out` for this visitor (see :meth:`Exchange.opt_in`)."""
+    exchange = _exchange(state)
+    exchange.opt_in()
+    state["sessionkit.visitor"] = exchange.visitor
