@@ -1,0 +1,56 @@
+"""Settings of the demo project: sessionkit as the session engine, auth on SQLite."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+import sessionkit
+from sessionkit.stores import SQLiteStore
+
+STATE_DIR = Path(
+    os.environ.get("SESSIONKIT_DEMO_DIR") or Path(tempfile.gettempdir()) / "sessionkit-demo"
+)
+STATE_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+ROOT_URLCONF = "examples.django_project.urls"
+USE_TZ = True
+
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth"]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # In place of django.contrib.sessions.middleware.SessionMiddleware: sessions, the
+    # cookies-required gate and the visitor cookie.
+    "sessionkit.integrations.django.SessionKitMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": STATE_DIR / "django-auth.sqlite3"}
+}
+
+SESSION_ENGINE = "sessionkit.integrations.django"
+SESSION_COOKIE_NAME = "session"  # the kit's session cookie name over plain http
+SESSIONKIT = {
+    "secret_keys": os.environ.get("SESSIONKIT_SECRET_KEYS", sessionkit.generate_key()).split(","),
+    "require_cookies": ["/app"],
+    "store": SQLiteStore(STATE_DIR / "django-sessions.sqlite3"),
+    "insecure_development": True,
+}
+CSRF_USE_SESSIONS = True
+LOGIN_URL = "/login"
+
+# Show sessionkit's security events (rejected, replayed or revoked cookies) in the console.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"sessionkit.security": {"handlers": ["console"], "level": "INFO"}},
+}

@@ -1,0 +1,269 @@
+"""Each example app over real HTTP on 127.0.0.1, started with its documented command.
+
+FastAPI under uvicorn, Flask under its werkzeug server, the Django project under uvicorn
+(ASGI) and under werkzeug (WSGI). The same story for each: the public home works without
+cookies, ``/app`` needs them, logging in changes the session id, log-out revokes the old
+cookie (a replayed copy is refused), and "log out everywhere" ends the other sessions.
+
+Each server runs in a subprocess (the Django project configures Django for its whole
+process) with its state in a temporary directory and a fresh key, and is stopped at the
+end of the module; everything waits with a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+import sessionkit
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+
+_WERKZEUG = (
+    "import sys; from werkzeug.serving import run_simple; "
+    "from examples.django_project.wsgi import application; "
+    "run_simple('127.0.0.1', int(sys.argv[1]), application, threaded=True)"
+)
+
+#: The command each example is started with (``{port}`` filled in).
+COMMANDS: dict[str, list[str]] = {
+    "fastapi": ["-m", "uvicorn", "examples.fastapi_app:app", "--host", "127.0.0.1"],
+    "flask": ["-m", "flask", "--app", "examples.flask_app", "run", "--host", "127.0.0.1"],
+    "django-asgi": [
+        "-m",
+        "uvicorn",
+        "examples.django_project.asgi:application",
+        "--host",
+        "127.0.0.1",
+    ],
+    "django-wsgi": ["-c", _WERKZEUG],
+}
+
+
+@dataclass
+class Server:
+    """A running example: its base URL and the file its console output goes to."""
+
+    name: str
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _argv(name: str, port: int) -> list[str]:
+    args = COMMANDS[name]
+    if name == "django-wsgi":
+        return [sys.executable, *args, str(port)]
+    return [sys.executable, *args, "--port", str(port)]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+
+
+@pytest.fixture(scope="module", params=sorted(COMMANDS))
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One example server (each in turn) for the tests of a module."""
+    name = str(request.param)
+    state = tmp_path_factory.mktemp(f"example-{name}")
+    log = state / "console.log"
+    env = {
+        **os.environ,
+        "SESSIONKIT_DEMO_DIR": str(state),
+        "SESSIONKIT_SECRET_KEYS": sessionkit.generate_key(),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            _argv(name, port),
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"{name} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} did not answer in time:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield Server(name, url, log)
+    finally:
+        _stop(process)
+
+
+# --------------------------------------------------------------------------- the story
+
+DEMO_USER = "demo"
+DEMO_PASSWORD = "correct horse"
+MARKER = "sessionkit-cookie-check"
+SESSION = "session"  # the kit's session cookie name over plain http
+TIMEOUT = 30.0
+
+_HIDDEN = re.compile(r'<input type=hidden name=(\w+) value="([^"]*)">')
+_SESSION_ID = re.compile(r"<code id=session-id>([^<]+)</code>")
+
+
+def browser(server: Server) -> httpx.Client:
+    """A client that keeps cookies, as a browser does, and shows every redirect."""
+    return httpx.Client(base_url=server.url, timeout=TIMEOUT, follow_redirects=False)
+
+
+def hidden_fields(page: str) -> dict[str, str]:
+    """The hidden fields of the first form on the page (the anti-forgery token)."""
+    match = _HIDDEN.search(page)
+    assert match is not None, page
+    return {match.group(1): match.group(2)}
+
+
+def session_id(page: str) -> str:
+    match = _SESSION_ID.search(page)
+    assert match is not None, page
+    return match.group(1)
+
+
+def log_in(http: httpx.Client, password: str = DEMO_PASSWORD) -> tuple[str, httpx.Response]:
+    """Fill in the log-in form; return the session id the form page showed and the answer."""
+    form = http.get("/login")
+    assert form.status_code == 200
+    fields = {**hidden_fields(form.text), "username": DEMO_USER, "password": password}
+    return session_id(form.text), http.post("/login", data=fields)
+
+
+def is_sent_to_login(response: httpx.Response) -> bool:
+    return response.status_code in (302, 303) and response.headers["location"].startswith("/login")
+
+
+def test_public_home_needs_no_cookies(server: Server) -> None:
+    response = httpx.get(f"{server.url}/", timeout=TIMEOUT)
+    assert response.status_code == 200
+    assert "Not logged in." in response.text
+
+
+def test_app_needs_cookies(server: Server) -> None:
+    # A client that never keeps a cookie: one test redirect, then the explanation.
+    first = httpx.get(f"{server.url}/app", timeout=TIMEOUT, headers={"Accept": "text/html"})
+    assert first.status_code == 303
+    assert first.headers["location"] == f"/app?{MARKER}=1"
+    second = httpx.get(
+        f"{server.url}{first.headers['location']}",
+        timeout=TIMEOUT,
+        headers={"Accept": "text/html"},
+    )
+    assert second.status_code == 403
+    assert "Cookies are required" in second.text
+    # A client that keeps cookies passes the gate, and is asked to log in.
+    with browser(server) as http:
+        check = http.get("/app")
+        assert check.status_code == 303
+        back = http.get(check.headers["location"])
+        assert back.status_code == 303
+        assert back.headers["location"] == "/app"
+        assert is_sent_to_login(http.get("/app"))
+
+
+def test_wrong_password_is_refused(server: Server) -> None:
+    with browser(server) as http:
+        _, answer = log_in(http, password="wrong horse")
+        assert "Wrong user or password" in answer.text
+        assert is_sent_to_login(http.get("/app"))
+
+
+def test_a_forged_form_logs_nobody_in(server: Server) -> None:
+    with browser(server) as http:
+        http.get("/login")
+        answer = http.post(
+            "/login", data={"username": DEMO_USER, "password": DEMO_PASSWORD, "csrf_token": "x"}
+        )
+        assert answer.status_code != 303
+        assert is_sent_to_login(http.get("/app"))
+
+
+def test_login_changes_the_id_and_logout_revokes_the_cookie(server: Server) -> None:
+    with browser(server) as http:
+        before, answer = log_in(http)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/app"
+        private = http.get("/app")
+        assert private.status_code == 200
+        assert "Hello demo: visit 1" in private.text
+        after = session_id(private.text)
+        assert after != before
+        again = http.get("/app")
+        assert "visit 2" in again.text
+        assert session_id(again.text) == after
+        copied = http.cookies[SESSION]
+
+        out = http.post("/logout", data=hidden_fields(again.text))
+        assert out.status_code == 303
+        assert out.headers["location"] == "/"
+        assert SESSION not in http.cookies
+        assert is_sent_to_login(http.get("/app"))
+
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as replay:
+        replay.cookies.set(SESSION, copied)
+        assert is_sent_to_login(replay.get("/app"))
+    assert "revoked" in server.output()
+
+
+def test_log_out_everywhere_ends_the_other_sessions(server: Server) -> None:
+    with browser(server) as laptop, browser(server) as phone:
+        for http in (laptop, phone):
+            _, answer = log_in(http)
+            assert answer.status_code == 303
+            assert http.get("/app").status_code == 200
+        page = laptop.get("/app")
+        out = laptop.post("/logout-everywhere", data=hidden_fields(page.text))
+        assert out.status_code == 303
+        assert is_sent_to_login(phone.get("/app"))
+        assert is_sent_to_login(laptop.get("/app"))
+
+
+@pytest.mark.parametrize("path", ["/logout", "/logout-everywhere"])
+def test_logging_out_needs_the_form(server: Server, path: str) -> None:
+    with browser(server) as http:
+        _, answer = log_in(http)
+        assert answer.status_code == 303
+        http.post(path, data={"csrf_token": "forged", "csrfmiddlewaretoken": "forged"})
+        assert http.get("/app").status_code == 200
