@@ -375,8 +375,9 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
 
 
 def _bind(request: HttpRequest, exchange: Exchange) -> None:
+    # Only the exchange goes in META (its repr is opaque): Django's error reports print
+    # META, and neither the session's data nor the visitor id belongs there.
     request.META[_EXCHANGE] = exchange
-    request.META["sessionkit.visitor"] = exchange.visitor
     request.session = SessionStore(exchange=exchange)
 
 
