@@ -124,15 +124,14 @@ class SessionMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        cookie: str | None = None
+        cookies: list[str] = []
+        forwarded: list[str] = []
         gpc: str | None = None
         dnt: str | None = None
         accept: str | None = None
-        forwarded: str | None = None
         for name, value in scope["headers"]:
             if name == b"cookie":
-                text = value.decode("latin-1")
-                cookie = text if cookie is None else f"{cookie}; {text}"
+                cookies.append(value.decode("latin-1"))
             elif name == b"sec-gpc":
                 gpc = value.decode("latin-1")
             elif name == b"dnt":
@@ -140,16 +139,15 @@ class SessionMiddleware:
             elif name == b"accept":
                 accept = value.decode("latin-1")
             elif name == b"x-forwarded-for":
-                text = value.decode("latin-1")
-                forwarded = text if forwarded is None else f"{forwarded}, {text}"
+                forwarded.append(value.decode("latin-1"))
         client = scope.get("client")
         http = scope["type"] == "http"
         exchange = self.kit.open(
-            cookie,
+            "; ".join(cookies) if cookies else None,
             client=client[0] if client else None,
             sec_gpc=gpc,
             dnt=dnt,
-            forwarded_for=forwarded,
+            forwarded_for=", ".join(forwarded) if forwarded else None,
             method=scope["method"] if http else "WEBSOCKET",
             path=scope["path"],
             query=scope.get("query_string", b"").decode("latin-1"),

@@ -123,9 +123,11 @@ def safe_location(path: str, query: str) -> str:
     ``%``, ``?``, ``#``, spaces, non-ASCII) is percent-encoded, and leading slashes are
     collapsed to one, so the result can never name another host.
     """
-    location = "/" + quote(path, safe=_PATH_SAFE).lstrip("/")
+    # "surrogatepass" lets a path with lone surrogates (possible from an ASGI server
+    # that decodes bytes with "surrogateescape") be encoded instead of raising.
+    location = "/" + quote(path.encode("utf-8", "surrogatepass"), safe=_PATH_SAFE).lstrip("/")
     if query:
-        location += "?" + quote(query, safe=_QUERY_SAFE)
+        location += "?" + quote(query.encode("utf-8", "surrogatepass"), safe=_QUERY_SAFE)
     return location
 
 

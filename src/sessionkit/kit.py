@@ -156,9 +156,12 @@ class SessionKit:
                 "insecure_development=True to say this is a development setup"
             )
         if session_cookie is None:
-            session_cookie = _SECURE_SESSION
-            if not secure or path != "/" or domain is not None:
-                session_cookie = session_cookie[_PLAIN_PREFIX:]
+            if not secure:
+                session_cookie = _SECURE_SESSION[_PLAIN_PREFIX:]
+            elif path != "/" or domain is not None:
+                session_cookie = "__Secure-" + _SECURE_SESSION[_PLAIN_PREFIX:]
+            else:
+                session_cookie = _SECURE_SESSION
         if visitor_cookie == _SECURE_VISITOR and not secure:
             visitor_cookie = visitor_cookie[_PLAIN_PREFIX:]
         self.idle_timeout = _positive("idle_timeout", idle_timeout)

@@ -5,10 +5,10 @@ verification code or a payment card number: the guard refuses such writes by def
 A key is sensitive when one of its words (split at ``_``, ``-``, ``.``, spaces and
 camelCase humps), or the whole key with separators removed, is a sensitive word. A value
 is sensitive when it is, or contains, a run of 13 to 19 digits (spaces or dashes allowed
-between them) that starts like a payment card (3, 4, 5 or 6, or the 2221-2720 range)
-and passes the Luhn check, or when it matches an extra configured pattern. Values are
-checked all the way down through lists and dicts. Millisecond timestamps, phone numbers
-and most order numbers do not look like cards and pass.
+between them, no letter or digit right before or after) that starts like a payment card
+(3, 4, 5 or 6, or the 2221-2720 range) and passes the Luhn check, or when it matches an
+extra configured pattern. Values are checked all the way down through lists and dicts.
+Millisecond timestamps, phone numbers, hex digests and most order numbers pass.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ DEFAULT_SENSITIVE_WORDS = frozenset(
 
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _SEPARATORS = re.compile(r"[\W_]+")
-_CARD_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+# A run of digits inside a word (a hex digest, a base64 token) is not a card number.
+_CARD_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])\d(?:[ -]?\d){12,18}(?![0-9A-Za-z])")
 _MAX_DEPTH = 32
 
 
@@ -75,9 +76,9 @@ def _has_card_number(text: str) -> bool:
 class SensitiveDataGuard:
     """Refuse sensitive keys and values (built by :class:`SessionKit` from its settings).
 
-    ``allowed_keys`` lists exact keys that pass even though a word of theirs is sensitive
-    (``"csrf_secret"``, say); ``patterns`` adds regular expressions a string value must
-    not match; ``enabled=False`` turns the guard off.
+    ``allowed_keys`` lists exact keys that pass, value and all, even though a word of
+    theirs is sensitive (``"csrf_secret"``, say); ``patterns`` adds regular expressions a
+    string value must not match; ``enabled=False`` turns the guard off.
     """
 
     __slots__ = ("_allowed", "_enabled", "_known", "_patterns", "_words")
@@ -139,7 +140,7 @@ class SensitiveDataGuard:
 
         The message names the key and the fix, never the value.
         """
-        if not self._enabled:
+        if not self._enabled or key in self._allowed:
             return
         if self.key_is_sensitive(key):
             raise SensitiveData(

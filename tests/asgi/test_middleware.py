@@ -954,10 +954,11 @@ async def test_starlette_path_applies_to_the_session_cookie_only(key: str) -> No
     async with Browser(build_app(secret_key=key, path="/app")) as browser:
         written = await browser.post("/write", json={"a": 1})
     cookies = set_cookies(written)
-    # __Host- needs Path=/, so the session cookie loses the prefix; the visitor cookie keeps it.
-    assert set(cookies) == {"session", VISITOR}
-    assert cookies["session"][1]["path"] == "/app"
-    assert "secure" in cookies["session"][1]
+    # __Host- needs Path=/, so the session cookie takes __Secure-; the visitor cookie keeps
+    # __Host- and Path=/.
+    assert set(cookies) == {"__Secure-session", VISITOR}
+    assert cookies["__Secure-session"][1]["path"] == "/app"
+    assert "secure" in cookies["__Secure-session"][1]
     assert cookies[VISITOR][1]["path"] == "/"
 
 

@@ -278,9 +278,9 @@ def test_insecure_development_drops_secure_and_the_prefix(make_kit: MakeKit) -> 
     assert all("Secure" not in v for v in cookies.values())
 
 
-def test_path_or_domain_drop_the_host_prefix_from_the_default_name(make_kit: MakeKit) -> None:
-    assert make_kit(path="/app").session_spec.name == "session"
-    assert make_kit(domain="example.org").session_spec.name == "session"
+def test_path_or_domain_turn_the_default_name_to_the_secure_prefix(make_kit: MakeKit) -> None:
+    assert make_kit(path="/app").session_spec.name == "__Secure-session"
+    assert make_kit(domain="example.org").session_spec.name == "__Secure-session"
     assert make_kit().visitor_spec.name == "__Host-visitor"  # type: ignore[union-attr]
 
 

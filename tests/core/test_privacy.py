@@ -92,6 +92,23 @@ def test_ordinary_values_pass(value: Any) -> None:
     GUARD.check("note", value)
 
 
+def test_digests_and_tokens_are_not_card_numbers() -> None:
+    import hashlib
+    import secrets
+
+    for n in range(3000):
+        GUARD.check("hash", hashlib.sha256(str(n).encode()).hexdigest())
+        GUARD.check("hash", hashlib.sha512(str(n).encode()).hexdigest())
+        GUARD.check("token", secrets.token_urlsafe(32))
+
+
+def test_allowed_keys_skip_the_value_check_too() -> None:
+    guard = SensitiveDataGuard(allowed_keys=["test_card"])
+    guard.check("test_card", "4111111111111111")
+    with pytest.raises(SensitiveData):
+        guard.check("other", "4111111111111111")
+
+
 def test_nested_password_keys_are_refused() -> None:
     with pytest.raises(SensitiveData):
         GUARD.check("profile", {"name": "a", "password": "hunter2"})
