@@ -66,9 +66,9 @@ REQUIREMENTS: dict[str, Requirement] = {
         # V2 Validation and Business Logic
         _r("2.2.1", "Input is validated against an expected structure (allowlist)", 1),
         # V3 Web Frontend Security: cookie setup, redirects
-        _r("3.3.1", "Cookies are Secure, with the __Host- or __Secure- prefix", 1),
+        _r("3.3.1", "Cookies are Secure, with the `__Host-` or `__Secure-` prefix", 1),
         _r("3.3.2", "SameSite is set according to the cookie's purpose", 2),
-        _r("3.3.3", "Cookies have the __Host- prefix unless shared with other hosts", 2),
+        _r("3.3.3", "Cookies have the `__Host-` prefix unless shared with other hosts", 2),
         _r("3.3.4", "Session cookies are HttpOnly and only sent through Set-Cookie", 2),
         _r("3.3.5", "A cookie's name and value together never exceed 4096 bytes", 3),
         _r(
@@ -250,7 +250,7 @@ def markdown(matrix: dict[str, list[str]], xfail: list[str] | None = None) -> st
     for rid, req in REQUIREMENTS.items():
         tests = sorted({_short(t) for t in matrix.get(rid, [])})
         what = req.title + (f" ({req.note})" if req.note else "")
-        level = "" if req.level is None else f"L{req.level}"
+        level = "-" if req.level is None else f"L{req.level}"
         listed = (
             "<br>".join(
                 f"`{t}`" + (" **(xfail: known finding)**" if t in known else "") for t in tests
@@ -260,7 +260,7 @@ def markdown(matrix: dict[str, list[str]], xfail: list[str] | None = None) -> st
         lines.append(f"| {rid} | {level} | {what} | {listed} |")
     lines += [
         "",
-        "Not met by sessionkit alone (the application's part):",
+        "Not applicable to sessionkit, or the application's part:",
         "",
         "| requirement | why |",
         "|---|---|",
