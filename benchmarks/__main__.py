@@ -1,5 +1,7 @@
+"""Benchmarks for sessionkit: ``python -m benchmarks [--quick] [--only SECTIONS]``."""
+
 import sys
 
-from .core import main
+from .run import main
 
 sys.exit(main())

@@ -1,14 +1,13 @@
-"""sessionkit vs Starlette's SessionMiddleware: codec round trip and raw ASGI overhead.
+"""Shared pieces of the benchmarks: the machine, the payload, statistics and the timing loop.
 
 Every number is the median over interleaved repeats of one timed batch per variant, so
 machine noise (frequency changes, other processes) hits every variant alike. Ratios are
-computed per repeat (sessionkit / Starlette, from the same repeat) and then summarised;
-they are the headline, absolute times depend on the machine.
+computed per repeat (sessionkit / peer, from the same repeat) and then summarised; they
+are the headline, absolute times depend on the machine.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import gc
@@ -31,8 +30,6 @@ from starlette.middleware.sessions import SessionMiddleware as StarletteSessionM
 import sessionkit
 from sessionkit.asgi import SessionMiddleware as SessionKitMiddleware
 from sessionkit.session import Session
-
-RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
 #: A fixed request time: the sessionkit cookies are sealed at it and the kits' clock
 #: returns it, so no touch, rotation or expiry ever happens during a run.
@@ -108,8 +105,24 @@ def machine_lines() -> list[str]:
         f"python: {sys.version.split()[0]} ({platform.python_implementation()})",
         f"cryptography: {_version('cryptography')} ({backend.openssl_version_text()})",
         f"cpu: {_cpu_model()} x{_cpu_count()}",
-        f"sessionkit: {_version('sessionkit')}, starlette: {_version('starlette')}, "
-        f"itsdangerous: {_version('itsdangerous')}",
+        "versions: "
+        + ", ".join(
+            f"{dist} {_version(dist)}"
+            for dist in (
+                "sessionkit",
+                "starlette",
+                "starsessions",
+                "itsdangerous",
+                "flask",
+                "werkzeug",
+                "django",
+                "uvicorn",
+                "uvloop",
+                "httptools",
+                "h11",
+                "redis",
+            )
+        ),
         f"sessionkit source: {_source()}",
     ]
 
@@ -150,12 +163,35 @@ class Summary:
 @dataclass(frozen=True)
 class Mode:
     name: str
-    repeats: int
+    repeats: int  # interleaved repeats of every in-process group
     batch_seconds: float  # wall time one timed batch of one variant aims at
+    store_repeats: int  # repeats of the store groups (each holds a store per variant)
+    e2e_repeats: int  # wrk runs per server
+    e2e_seconds: float  # length of one wrk run
+    live_sessions: tuple[int, ...]  # store sizes (records) for the live-sessions scaling
+    sizes: tuple[int, ...]  # session sizes (bytes of JSON) for the size scaling
 
 
-QUICK = Mode("quick", repeats=21, batch_seconds=0.040)
-FULL = Mode("full", repeats=61, batch_seconds=0.120)
+QUICK = Mode(
+    "quick",
+    repeats=9,
+    batch_seconds=0.012,
+    store_repeats=7,
+    e2e_repeats=1,
+    e2e_seconds=2.0,
+    live_sessions=(1_000, 10_000),
+    sizes=(100, 1_000, 3_000),
+)
+FULL = Mode(
+    "full",
+    repeats=41,
+    batch_seconds=0.08,
+    store_repeats=31,
+    e2e_repeats=5,
+    e2e_seconds=3.0,
+    live_sessions=(1_000, 100_000, 1_000_000),
+    sizes=(100, 300, 1_000, 2_000, 3_000),
+)
 
 
 def _calibrate(run: Callable[[int], int], target_s: float) -> int:
@@ -420,9 +456,10 @@ def asgi_runners(inner: ASGIApp, writes: bool) -> dict[str, Callable[[int], int]
 
 
 def measure(
-    runners: dict[str, Callable[[int], int]], mode: Mode
+    runners: dict[str, Callable[[int], int]], mode: Mode, repeats: int | None = None
 ) -> tuple[dict[str, list[float]], int]:
     """Interleave the variants over ``mode.repeats``; return ns per call for each repeat."""
+    repeats = mode.repeats if repeats is None else repeats
     sizes = {}
     for label, run in runners.items():  # warm-up + calibration
         run(64)
@@ -436,7 +473,7 @@ def measure(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for r in range(mode.repeats):
+        for r in range(repeats):
             order = labels[r % len(labels) :] + labels[: r % len(labels)]  # rotate the order
             for label in order:
                 per_call[label].append(runners[label](n) / n)
@@ -447,146 +484,16 @@ def measure(
     return per_call, n
 
 
-@dataclass
-class Row:
-    bench: str
-    variant: str
-    time_us: Summary
-    overhead_us: Summary | None = None
-    ratio: Summary | None = None
-    target: float | None = None
+def ratios(values: list[float], against: list[float]) -> list[float]:
+    """Per-repeat ratios ``values[i] / against[i]``."""
+    return [a / b for a, b in zip(values, against, strict=True)]
 
 
-def _us(values: list[float]) -> list[float]:
+def minus(values: list[float], against: list[float]) -> list[float]:
+    """Per-repeat differences ``values[i] - against[i]``."""
+    return [a - b for a, b in zip(values, against, strict=True)]
+
+
+def us(values: list[float]) -> list[float]:
+    """ns to µs."""
     return [v / 1000 for v in values]
-
-
-def run_codec(mode: Mode) -> tuple[list[Row], int]:
-    per_call, n = measure(codec_runners(), mode)
-    sk, st = per_call["sessionkit"], per_call["starlette"]
-    ratios = [a / b for a, b in zip(sk, st, strict=True)]
-    return [
-        Row("codec round trip", "starlette", Summary.of(_us(st))),
-        Row(
-            "codec round trip",
-            "sessionkit",
-            Summary.of(_us(sk)),
-            ratio=Summary.of(ratios),
-            target=0.35,
-        ),
-    ], n
-
-
-def run_asgi(
-    mode: Mode, bench: str, inner: ASGIApp, writes: bool, target: float
-) -> tuple[list[Row], int]:
-    per_call, n = measure(asgi_runners(inner, writes), mode)
-    bare = per_call["bare app"]
-    overhead = {
-        label: [t - b for t, b in zip(times, bare, strict=True)]
-        for label, times in per_call.items()
-        if label != "bare app"
-    }
-    st = overhead["starlette"]
-    rows = [Row(bench, "bare app", Summary.of(_us(bare)))]
-    rows.append(
-        Row(bench, "starlette", Summary.of(_us(per_call["starlette"])), Summary.of(_us(st)))
-    )
-    for label in ("sessionkit, visitor off", "sessionkit, visitor on"):
-        ratios = [a / b for a, b in zip(overhead[label], st, strict=True)]
-        rows.append(
-            Row(
-                bench,
-                label,
-                Summary.of(_us(per_call[label])),
-                Summary.of(_us(overhead[label])),
-                Summary.of(ratios),
-                # the target applies to the configuration the brief names: visitor off
-                target if label.endswith("visitor off") else None,
-            )
-        )
-    return rows, n
-
-
-def _fmt(s: Summary | None, digits: int = 2) -> str:
-    if s is None:
-        return ""
-    return f"{s.median:.{digits}f} [{s.q1:.{digits}f}..{s.q3:.{digits}f}]"
-
-
-def render(rows: list[Row], header: list[str], notes: list[str]) -> str:
-    out = ["# sessionkit benchmark", ""]
-    out += [f"- {line}" for line in header]
-    out += [
-        "",
-        "Medians over interleaved repeats, [IQR] in brackets. Ratio = sessionkit / Starlette, "
-        "computed per repeat (ASGI: on overhead = middleware - bare app).",
-        "",
-        "| benchmark | variant | µs/call | overhead µs | ratio vs starlette | target | met |",
-        "|---|---|---:|---:|---:|---:|:---:|",
-    ]
-    for r in rows:
-        target = "" if r.target is None else f"≤ {r.target:.2f}x"
-        met = ""
-        if r.target is not None and r.ratio is not None:
-            met = "yes" if r.ratio.median <= r.target else "**NO**"
-        ratio = "" if r.ratio is None else f"{_fmt(r.ratio, 3)}x"
-        out.append(
-            f"| {r.bench} | {r.variant} | {_fmt(r.time_us)} | {_fmt(r.overhead_us)} | "
-            f"{ratio} | {target} | {met} |"
-        )
-    out += ["", *notes, ""]
-    return "\n".join(out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument(
-        "--quick", action="store_true", help="fewer, shorter repeats (~10 s instead of ~1.5 min)"
-    )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="markdown file to write")
-    args = parser.parse_args(argv)
-    mode = QUICK if args.quick else FULL
-
-    header = machine_lines()
-    for line in header:
-        print(line)
-    header.append(f"mode: {mode.name}, {mode.repeats} repeats per variant")
-    print(header[-1], flush=True)
-
-    t0 = time.perf_counter()
-    rows: list[Row] = []
-    notes: list[str] = []
-    sizes = codec_sizes()
-    codec_rows, n = run_codec(mode)
-    rows += codec_rows
-    notes.append(
-        f"- codec: {n} round trips per timed batch; session data {sizes['data_json']} B JSON "
-        f"(sessionkit plaintext {sizes['sessionkit_plaintext']} B with its metadata); cookie "
-        f"value sessionkit {sizes['sessionkit_cookie']} chars, starlette "
-        f"{sizes['starlette_cookie']} chars."
-    )
-    print(f"codec done ({time.perf_counter() - t0:.1f} s)", flush=True)
-    for bench, inner, writes, target in (
-        ("ASGI read+write", app_read_write, True, 0.35),
-        ("ASGI untouched", app_untouched, False, 0.15),
-    ):
-        asgi_rows, n = run_asgi(mode, bench, inner, writes, target)
-        rows += asgi_rows
-        notes.append(f"- {bench}: {n} requests per timed batch.")
-        print(f"{bench} done ({time.perf_counter() - t0:.1f} s)", flush=True)
-    notes.append(
-        "- ASGI: middleware called directly (no server), scope copied per call, receive "
-        "returns an empty body, send discards; every request carries a valid session cookie "
-        "(sessionkit: sealed at the kits' fixed clock, so no touch or rotation; visitor on: "
-        "also a valid visitor cookie) and one unrelated cookie."
-    )
-    notes.append(f"- total run time {time.perf_counter() - t0:.1f} s.")
-
-    table = render(rows, header, notes)
-    print()
-    print(table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(table, encoding="utf-8")
-    print(f"written to {args.output}")
-    return 0

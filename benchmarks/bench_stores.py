@@ -1,0 +1,470 @@
+"""Server-side stores: their cost per request, Redis round trips, and how cost scales.
+
+All of it through the raw ASGI app of the ASGI section, with sessionkit's fixed clock and
+its visitor cookie off:
+
+1. the extra cost of each store mode (Memory, SQLite, Redis) over cookie-only sessionkit,
+   for read-only and read+write requests;
+2. Redis round trips per request, counted on the server (MONITOR) over many requests;
+3. live sessions: a store pre-filled with N other sessions (SQLite in one transaction,
+   Redis through ``redis-cli --pipe``, Memory through ``save``), then requests carrying
+   the cookie of one more session;
+4. session size: 100 B to 3 KB of session JSON, read+write, cookie-only sessionkit,
+   Starlette and the three stores (past about 2.9 KB, sessionkit's sealed session no
+   longer fits a 4096-byte cookie: cookie-only refuses it, a store keeps the data).
+
+A real ``redis-server`` is started on a free 127.0.0.1 port (no persistence) and stopped
+at the end; without one, the Redis rows say "not available".
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import secrets
+import sqlite3
+import string
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sessionkit
+from sessionkit.errors import SessionTooLarge
+from sessionkit.session import Session
+from sessionkit.stores import MemoryStore, SQLiteStore
+from sessionkit.stores.base import SessionRecord
+
+from . import core
+from .bench_asgi import BARE, STARLETTE, Spec, group, sessionkit_layers, starlette_layers
+from .core import NOW, Mode, Summary, measure, minus, ratios, us
+from .redis_server import RedisServer
+from .report import Curve, Headline, Panel, Row, Section, Table, Target
+
+COOKIE_ONLY = "sessionkit, cookie only"
+KINDS = ("memory", "sqlite", "redis")
+LABELS = {"memory": "MemoryStore", "sqlite": "SQLiteStore", "redis": "RedisStore"}
+WORKLOADS = {"ro": "read-only", "rw": "read+write"}
+#: Every pre-filled record lives this long after NOW (the kits' fixed clock).
+RECORD_TTL = 1800
+
+
+def kit_with(store: Any) -> sessionkit.SessionKit:
+    return sessionkit.SessionKit(
+        secret_keys=[core.BENCH_KEY], clock=lambda: NOW, visitor_cookie=None, store=store
+    )
+
+
+class Stores:
+    """Creates stores of each kind; keeps what must be cleaned up."""
+
+    def __init__(self, redis: RedisServer | None) -> None:
+        self.redis = redis
+        self._dir = tempfile.TemporaryDirectory(prefix="sessionkit-bench-")
+        self._next_db = 0
+        self._count = 0
+        self.made: list[Any] = []
+
+    def available(self, kind: str) -> bool:
+        return kind != "redis" or self.redis is not None
+
+    def make(self, kind: str) -> tuple[Any, Any]:
+        """A new empty store and its handle for pre-filling (db index, file path)."""
+        self._count += 1
+        if kind == "memory":
+            store: Any = MemoryStore()
+            handle: Any = None
+        elif kind == "sqlite":
+            handle = Path(self._dir.name) / f"sessions-{self._count}.db"
+            store = SQLiteStore(handle)
+        else:
+            from sessionkit.stores.redis import RedisStore
+
+            assert self.redis is not None
+            handle = self._next_db
+            self._next_db += 1
+            store = RedisStore(self.redis.url(handle))
+        self.made.append(store)
+        return store, handle
+
+    def fill(self, kind: str, store: Any, handle: Any, families: list[str]) -> None:
+        """Add one anonymous live record per family, as sessionkit would have saved it."""
+        expires = NOW + RECORD_TTL
+        template = SessionRecord("@ID@", None, 0.0, None, None, expires).dumps()
+        core._require(template.count("@ID@") == 1, "record format changed")
+        head, tail = template.split("@ID@")
+        if kind == "memory":
+            record = SessionRecord(families[0], None, 0.0, None, None, expires)
+            for family in families:
+                store.save(family, record, NOW)
+        elif kind == "sqlite":
+            conn = sqlite3.connect(handle, isolation_level=None)
+            try:
+                conn.execute("BEGIN")
+                conn.executemany(
+                    "INSERT INTO sessionkit_sessions (family, record, user_key, expires_at) "
+                    "VALUES (?, ?, NULL, ?)",
+                    ((f, f"{head}{f}{tail}", expires) for f in families),
+                )
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+        else:
+            assert self.redis is not None
+            prefix = store.prefix
+            ttl = str(RECORD_TTL * 1000).encode()
+            pipe = subprocess.Popen(
+                ["redis-cli", "-p", str(self.redis.port), "-n", str(handle), "--pipe"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            assert pipe.stdin is not None
+            assert pipe.stdout is not None
+            for i in range(0, len(families), 50_000):
+                chunk = []
+                for f in families[i : i + 50_000]:
+                    k = f"{prefix}f:{f}".encode()
+                    v = f"{head}{f}{tail}".encode()
+                    chunk.append(
+                        b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$2\r\nPX\r\n$%d\r\n%s\r\n"
+                        % (len(k), k, len(v), v, len(ttl), ttl)
+                    )
+                pipe.stdin.write(b"".join(chunk))
+            pipe.stdin.close()
+            out = pipe.stdout.read().decode()
+            pipe.wait()
+            core._require(
+                f"errors: 0, replies: {len(families)}" in out, f"redis --pipe failed: {out}"
+            )
+
+    def size(self, kind: str, store: Any, handle: Any) -> int:
+        if kind == "memory":
+            return len(store)
+        if kind == "sqlite":
+            conn = sqlite3.connect(handle)
+            try:
+                return int(conn.execute("SELECT COUNT(*) FROM sessionkit_sessions").fetchone()[0])
+            finally:
+                conn.close()
+        assert self.redis is not None
+        return int(self.redis.command("-n", str(handle), "DBSIZE"))
+
+    def close(self) -> None:
+        for store in self.made:
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()
+        self.made.clear()
+        if self.redis is not None:
+            self.redis.command("FLUSHALL")
+        self._dir.cleanup()
+
+
+def sized_data(size: int) -> dict[str, Any]:
+    """Session data whose JSON is exactly ``size`` bytes (random letters as padding)."""
+    data: dict[str, Any] = {
+        "user": {"id": 48213, "name": "Ada"},
+        "csrf": "q3Yw0m1tX8ZbB1kV2yJ7Lr4nP9eS6aHc",
+        "notes": "",
+    }
+    base = len(json.dumps(data).encode())
+    core._require(size >= base, f"session size {size} is below the minimum {base}")
+    rng = random.Random(size)
+    data["notes"] = "".join(rng.choice(string.ascii_letters) for _ in range(size - base))
+    core._require(len(json.dumps(data).encode()) == size, "sized_data is off")
+    return data
+
+
+def _fits_cookie(data: dict[str, Any]) -> bool:
+    kit = core.make_kit(visitor=False)
+    session = Session(NOW)
+    session.update(data)
+    try:
+        kit.seal_session(session, NOW)
+    except SessionTooLarge:
+        return False
+    return True
+
+
+def _overhead_table(
+    title: str, per_call: dict[str, list[float]], base: str | None, notes: list[str]
+) -> Table:
+    """µs, overhead over the bare app (when there is one), extra over ``base``."""
+    bare = per_call.get(BARE)
+    rows = []
+    for label, times in per_call.items():
+        row = Row(label, Summary.of(us(times)))
+        if bare is not None and label != BARE:
+            row.overhead = Summary.of(us(minus(times, bare)))
+        if base is not None and label not in (BARE, base):
+            row.extra = Summary.of(us(minus(times, per_call[base])))
+        rows.append(row)
+    return Table(
+        title,
+        "µs/request",
+        "",
+        rows,
+        notes=notes,
+        extra_label=f"extra µs over {base}" if base else "",
+    )
+
+
+# ---------------------------------------------------------------------------- parts
+
+
+def modes(mode: Mode, stores: Stores, section: Section) -> None:
+    """Cost of each store mode over cookie-only; Redis round trips per request."""
+    for workload in ("ro", "rw"):
+        specs = [
+            Spec(BARE, []),
+            Spec(COOKIE_ONLY, sessionkit_layers(core.make_kit(visitor=False))),
+        ]
+        missing = []
+        for kind in KINDS:
+            if stores.available(kind):
+                store, _ = stores.make(kind)
+                specs.append(
+                    Spec(f"sessionkit + {LABELS[kind]}", sessionkit_layers(kit_with(store)))
+                )
+            else:
+                missing.append(f"{LABELS[kind]}: not available (redis-server is not installed)")
+        g = group(specs, "raw", workload)
+        try:
+            per_call, n = measure(g.runners, mode, mode.store_repeats)
+            if stores.redis is not None:
+                _round_trips(section, g.runners["sessionkit + RedisStore"], stores.redis, workload)
+        finally:
+            g.close()
+        notes = [
+            f"{n} requests per timed batch, {mode.store_repeats} interleaved repeats",
+            *missing,
+        ]
+        section.tables.append(
+            _overhead_table(
+                f"Store modes, {WORKLOADS[workload]}: µs per request",
+                per_call,
+                COOKIE_ONLY,
+                notes,
+            )
+        )
+        print(f"  stores: modes {WORKLOADS[workload]}", flush=True)
+
+
+def _round_trips(
+    section: Section, runner: Callable[[int], int], redis: RedisServer, w: str
+) -> None:
+    n = 200
+    client, lua = redis.count_commands(lambda: runner(n))
+    per_request = sum(client.values()) / n
+    detail = ", ".join(f"{name} {count / n:g}" for name, count in sorted(client.items()))
+    inside = ", ".join(f"{name} {count / n:g}" for name, count in sorted(lua.items()))
+    section.lines.append(
+        f"- Redis, {WORKLOADS[w]} request: **{per_request:g} round trips per request** "
+        f"({detail or 'none'}; sessionkit does not pipeline, so each command is one round "
+        f"trip); inside scripts: {inside or 'none'} (counted on the server with MONITOR over "
+        f"{n} requests)."
+    )
+    section.headlines.append(
+        Headline(
+            f"RedisStore, {WORKLOADS[w]}: round trips per request",
+            Summary.of([per_request]),
+            "none",
+            Target(1.0, unit=""),
+            detail=detail,
+            unit="round trips",
+        )
+    )
+
+
+def live_sessions(mode: Mode, stores: Stores, section: Section) -> None:
+    """Per-request cost with N other live sessions in the store."""
+    sizes = mode.live_sessions
+    families = [secrets.token_urlsafe(16) for _ in range(max(sizes))]
+    curves: list[Curve] = []
+    for kind in KINDS:
+        if not stores.available(kind):
+            section.lines.append(f"- live sessions, {LABELS[kind]}: not available")
+            continue
+        t0 = time.perf_counter()
+        filled = []
+        for n_live in sizes:
+            store, handle = stores.make(kind)
+            stores.fill(kind, store, handle, families[:n_live])
+            filled.append((n_live, store, handle))
+        fill_s = time.perf_counter() - t0
+        gc.collect()
+        gc.freeze()  # the pre-filled records need not be scanned by every collection
+        try:
+            for workload in ("ro", "rw"):
+                specs = [Spec(COOKIE_ONLY, sessionkit_layers(core.make_kit(visitor=False)))]
+                specs += [
+                    Spec(f"{LABELS[kind]}, {n_live:,} live", sessionkit_layers(kit_with(store)))
+                    for n_live, store, _ in filled
+                ]
+                g = group(specs, "raw", workload)
+                try:
+                    per_call, n = measure(g.runners, mode, mode.store_repeats)
+                finally:
+                    g.close()
+                for n_live, store, handle in filled:
+                    count = stores.size(kind, store, handle)
+                    core._require(count >= n_live, f"{kind} holds {count} < {n_live} records")
+                section.tables.append(
+                    _overhead_table(
+                        f"{LABELS[kind]} with N other live sessions, {WORKLOADS[workload]}: "
+                        "µs per request",
+                        per_call,
+                        COOKIE_ONLY,
+                        [
+                            f"{n} requests per timed batch, {mode.store_repeats} interleaved "
+                            f"repeats; filling the stores took {fill_s:.1f} s",
+                        ],
+                    )
+                )
+                base = per_call[COOKIE_ONLY]
+                curves.append(
+                    Curve(
+                        f"{LABELS[kind]}, {WORKLOADS[workload]}",
+                        [float(n_live) for n_live in sizes],
+                        [Summary.of(us(minus(per_call[s.label], base))) for s in specs[1:]],
+                    )
+                )
+                print(f"  stores: live sessions {kind} {WORKLOADS[workload]}", flush=True)
+        finally:
+            gc.unfreeze()
+            for _, store, _ in filled:
+                close = getattr(store, "close", None)
+                if close is not None:
+                    close()
+            filled.clear()
+            if kind == "redis" and stores.redis is not None:
+                stores.redis.command("FLUSHALL")
+            gc.collect()
+    section.panels.append(
+        Panel(
+            "stores: extra µs per request over cookie-only sessionkit, by live sessions in the "
+            "store",
+            "other live sessions in the store",
+            "extra µs per request",
+            curves,
+        )
+    )
+
+
+def session_sizes(mode: Mode, stores: Stores, section: Section) -> None:
+    """Read+write cost by session size, cookie-only, Starlette and the stores."""
+    curves: dict[str, Curve] = {}
+    for size in mode.sizes:
+        data = sized_data(size)
+        specs = [Spec(BARE, [], data=data)]
+        notes = []
+        if _fits_cookie(data):
+            specs.append(
+                Spec(COOKIE_ONLY, sessionkit_layers(core.make_kit(visitor=False)), data=data)
+            )
+        else:
+            notes.append(
+                f"{COOKIE_ONLY}: a {size}-byte session does not fit one 4096-byte cookie: "
+                "SessionTooLarge (with a store, the data moves to the store)"
+            )
+        specs.append(Spec(STARLETTE, starlette_layers(), data=data))
+        for kind in KINDS:
+            if stores.available(kind):
+                store, _ = stores.make(kind)
+                specs.append(
+                    Spec(
+                        f"sessionkit + {LABELS[kind]}",
+                        sessionkit_layers(kit_with(store)),
+                        data=data,
+                    )
+                )
+        g = group(specs, "raw", "rw", bare_cookie_from=specs[1])
+        try:
+            per_call, n = measure(g.runners, mode, mode.store_repeats)
+        finally:
+            g.close()
+        cookie_bytes = {
+            label: max(len(p) for p in cookie.split("; ")[1:])
+            for label, cookie in g.cookies.items()
+        }
+        table = _overhead_table(
+            f"Session of {size} bytes (JSON), read+write: µs per request",
+            per_call,
+            None,
+            [f"{n} requests per timed batch, {mode.store_repeats} interleaved repeats", *notes],
+        )
+        for row in table.rows:
+            if row.variant in cookie_bytes:
+                size_note = f"cookie {cookie_bytes[row.variant]} B"
+                if cookie_bytes[row.variant] > 4096:
+                    size_note += " (over the 4096 B browsers keep: the session is lost)"
+                row.note = size_note
+        bare = per_call[BARE]
+        if STARLETTE in per_call:
+            for row in table.rows:
+                if row.variant not in (BARE, STARLETTE):
+                    row.ratio = Summary.of(
+                        ratios(minus(per_call[row.variant], bare), minus(per_call[STARLETTE], bare))
+                    )
+            table.ratio_label = "overhead ÷ starlette's"
+        section.tables.append(table)
+        for label, times in per_call.items():
+            if label == BARE:
+                continue
+            curve = curves.setdefault(label, Curve(label, [], []))
+            curve.x.append(float(size))
+            curve.y.append(Summary.of(us(minus(times, bare))))
+        print(f"  stores: session of {size} B", flush=True)
+    section.panels.append(
+        Panel(
+            "read+write overhead per request by session size (raw ASGI)",
+            "session size, bytes of JSON",
+            "overhead µs per request",
+            list(curves.values()),
+        )
+    )
+
+
+def run(mode: Mode) -> Section:
+    t0 = time.perf_counter()
+    section = Section("stores", "Stores: cost per request, Redis round trips, scaling")
+    section.lines = [
+        "Raw ASGI app, sessionkit on a fixed clock with its visitor cookie off; cookies "
+        "from a seeding request through the same stack (which also writes the store record). "
+        "With a store, a read-only request loads the record and a read+write request loads "
+        "and saves it. SQLite runs in a temporary directory (WAL, `synchronous=NORMAL`); its "
+        "coroutine forms run in the default thread pool.",
+    ]
+    redis: RedisServer | None = None
+    if RedisServer.available():
+        redis = RedisServer().__enter__()
+        section.lines.append(
+            f"redis-server {redis.command('INFO', 'server').split('redis_version:')[1].split()[0]}"
+            f" on 127.0.0.1:{redis.port}, `--save '' --appendonly no`."
+        )
+    else:
+        section.lines.append("redis-server is not installed: the Redis rows are not available.")
+        section.headlines.append(
+            Headline(
+                "RedisStore: round trips per request",
+                None,
+                "none",
+                Target(1.0, unit=""),
+                status="not available: redis-server is not installed",
+            )
+        )
+    stores = Stores(redis)
+    try:
+        section.lines.append("")
+        modes(mode, stores, section)
+        live_sessions(mode, stores, section)
+        session_sizes(mode, stores, section)
+    finally:
+        stores.close()
+        if redis is not None:
+            redis.stop()
+    section.seconds = time.perf_counter() - t0
+    return section
