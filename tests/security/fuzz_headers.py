@@ -5,9 +5,10 @@ Run by ``test_fuzz.py`` in a subprocess for a bounded time, or by hand::
     python tests/security/fuzz_headers.py -max_total_time=60 /tmp/corpus
 
 One input is split into a request: the first byte chooses the method, ``Accept``, the
-opt-out headers and what the application does with the session (nothing, read, write,
-log in, rotate, log out); the rest, split on ``\\n``, gives two ``Cookie`` header lines,
-the path, the query and ``X-Forwarded-For``, all as raw bytes. The request goes through
+opt-out header and what the application does with the session (nothing, read, write,
+log in, rotate, log out), the second whether the path is under ``/app`` and how the
+server decoded it; the rest, split on ``\\n``, gives two ``Cookie`` header lines, the
+path, the query and ``X-Forwarded-For``, all as raw bytes. The request goes through
 the real ASGI middleware with a real :class:`SessionKit` (fixed key and clock, the
 cookies-required gate on ``/app``), and every answer is checked:
 
@@ -131,7 +132,7 @@ def one_input(data: bytes) -> None:
     """Run one fuzzed request and check every invariant; raise on any violation."""
     if not data:
         return
-    flags, rest = data[0], data[1:]
+    flags, extra, rest = data[0], data[1] if len(data) > 1 else 0, data[2:]
     fields = rest.split(b"\n", 4) + [b""] * 5
     cookie1, cookie2, path, query, forwarded = fields[:5]
     headers: list[tuple[bytes, bytes]] = []
@@ -145,10 +146,13 @@ def one_input(data: bytes) -> None:
         headers.append((b"accept", accept.encode()))
     if flags & 0x80:
         headers.append((b"sec-gpc", b"1"))
-    # decoded as servers do: percent-escapes as UTF-8 (errors replaced), other bytes as
-    # Latin-1, so the path never holds lone surrogates (see test_gate.py for those)
-    text_path = "/" + unquote(path.decode("latin-1")).lstrip("/")
-    if flags & 0x40:
+    if extra & 2:
+        # as a server that decodes raw bytes with surrogateescape would
+        text_path = "/" + path.decode("utf-8", "surrogateescape").lstrip("/")
+    else:
+        # as uvicorn does: percent-escapes as UTF-8 (errors replaced)
+        text_path = "/" + unquote(path.decode("latin-1")).lstrip("/")
+    if extra & 1:
         text_path = "/app" + text_path
     scope = {
         "type": "http",
@@ -157,7 +161,7 @@ def one_input(data: bytes) -> None:
         "method": _METHODS[flags & 3],
         "scheme": "https",
         "path": text_path,
-        "raw_path": (b"/app/" if flags & 0x40 else b"/") + path.lstrip(b"/"),
+        "raw_path": (b"/app/" if extra & 1 else b"/") + path.lstrip(b"/"),
         "query_string": query,
         "root_path": "",
         "headers": headers,
@@ -170,7 +174,8 @@ def one_input(data: bytes) -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    middleware = sessionkit.asgi.SessionMiddleware(_app_for((flags >> 4) & 7, seen), kit=KIT)
+    action = ((flags >> 4) & 7) % 6
+    middleware = sessionkit.asgi.SessionMiddleware(_app_for(action, seen), kit=KIT)
     _run(middleware(scope, _receive, send))
     start = sent[0]
     assert start["type"] == "http.response.start"
@@ -208,16 +213,17 @@ def seeds() -> list[bytes]:
     tokens = list(ISSUED)
     good = tokens[0].encode()
     return [
-        b"\x00__Host-session=" + good + b"\n\n/\n\n",
-        b"\x10__Host-session=" + good + b"; a=b\n\n/me\nx=1\n10.0.0.1",
-        b"\x20a=b, __Host-session=" + good + b"\n__Host-session=" + good + b"\n/\n\n",
-        b"\x41\n\n/inbox\nsessionkit-cookie-check=1\n",
-        b"\x40__Host-cookie-check=1\n\n/inbox\na=1&sessionkit-cookie-check=1\n",
-        b"\x30__Host-session="
+        b"\x00\x00__Host-session=" + good + b"\n\n/\n\n",
+        b"\x10\x00__Host-session=" + good + b"; a=b\n\n/me\nx=1\n10.0.0.1",
+        b"\x20\x00a=b, __Host-session=" + good + b"\n__Host-session=" + good + b"\n/\n\n",
+        b"\x01\x01\n\n/inbox\nsessionkit-cookie-check=1\n",
+        b"\x00\x01__Host-cookie-check=1\n\n/inbox\na=1&sessionkit-cookie-check=1\n",
+        b"\x30\x01__Host-session="
         + tokens[1].encode()
         + b"\n__Host-visitor=x\n/app\n\n1.2.3.4, 5.6.7.8",
-        b"\x50__Host-session=" + good[:-3] + b"AAA\n\n//evil.example\n\n",
-        b"\x02\n\n/\\evil\n\n",
+        b"\x10\x01__Host-session=" + good[:-3] + b"AAA\n\n//evil.example\n\n",
+        b"\x02\x00\n\n/\\evil\n\n",
+        b"\x00\x03\n\n/\xff\xfe\xed\xa0\x80\n\n",
     ]
 
 

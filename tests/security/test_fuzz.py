@@ -53,13 +53,13 @@ def test_the_seeds_pass_and_the_invariants_bite() -> None:
     for seed in fuzz.seeds():
         fuzz.one_input(seed)
     good = next(iter(fuzz.ISSUED)).encode()
-    fuzz.one_input(b"\x00__Host-session=" + good + b"\n\n/\n\n")  # logged in, allowed
+    fuzz.one_input(b"\x00\x00__Host-session=" + good + b"\n\n/\n\n")  # logged in, allowed
     # a bug that adopted a lookalike name would be caught
     original = fuzz._NAME
     fuzz._NAME = b"__host-session"
     try:
         with pytest.raises(AssertionError, match="did not issue"):
-            fuzz.one_input(b"\x00__Host-session=" + good + b"\n\n/\n\n")
+            fuzz.one_input(b"\x00\x00__Host-session=" + good + b"\n\n/\n\n")
     finally:
         fuzz._NAME = original
 
