@@ -423,6 +423,7 @@ class Exchange:
         "_reissue",
         "_session_cookie_seen",
         "_spilled",
+        "_vary",
         "_visitor_delete",
         "_visitor_set",
         "early",
@@ -461,6 +462,8 @@ class Exchange:
         #: The request's session; empty and new when no valid cookie came in.
         self.session: Session
         self._session_cookie_seen = values is not None
+        # The response depends on every sessionkit cookie the request carried.
+        self._vary = bool(found)
         if values is None:
             self.session = Session(now, kit.guard)
         elif len(values) > 1:
@@ -727,14 +730,15 @@ class Exchange:
     def header_changes(self, vary: list[str], cache_control: list[str]) -> HeaderChanges:
         """What sessionkit adds to a response whose ``Vary`` and ``Cache-Control`` are given.
 
-        ``Set-Cookie`` for what changed; ``Vary: Cookie`` when a session cookie was read
-        or set; ``Cache-Control: no-store`` in place of any caching directive that lacks
-        it when a cookie is set, so no shared cache can store one visitor's cookie for
-        others. The app's own ``Set-Cookie`` headers are left as they are.
+        ``Set-Cookie`` for what changed; ``Vary: Cookie`` when any sessionkit cookie was
+        read (the visitor id can shape a page too) or set; ``Cache-Control: no-store`` in
+        place of any caching directive that lacks it when a cookie is set, so no shared
+        cache can store one visitor's cookie for others. The app's own ``Set-Cookie``
+        headers are left as they are.
         """
         cookies = self.set_cookie_headers()
         add: list[tuple[str, str]] = []
-        if (self._session_cookie_seen or cookies) and not any(
+        if (self._vary or cookies) and not any(
             _lists_token(value, _VARY_COVERS) for value in vary
         ):
             add.append(("Vary", "Cookie"))
