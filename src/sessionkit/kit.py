@@ -368,12 +368,19 @@ class SessionKit:
             raise SessionTooLarge(size, MAX_COOKIE_BYTES)
         return self._sealer.seal(session.payload(with_data=False), now), True
 
+    def seconds_left(self, session: Session, now: float) -> int:
+        """Seconds from ``now`` until ``session`` ends if left idle (0 when already over).
+
+        The idle timeout, or less when the absolute timeout comes first.
+        """
+        remaining = session.created_at + self.absolute_timeout - int(now)
+        return max(0, min(self.idle_timeout, remaining))
+
     def session_max_age(self, session: Session, now: float) -> int | None:
         """Max-Age for a session cookie issued at ``now``: until the first timeout due."""
         if not self.persistent_cookie:
             return None
-        remaining = session.created_at + self.absolute_timeout - int(now)
-        return max(1, min(self.idle_timeout, remaining))
+        return max(1, self.seconds_left(session, now))
 
     def revoke_user(self, user_id: UserId) -> int:
         """End every session of ``user_id`` ("log out everywhere"); return how many ended.

@@ -612,8 +612,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             raise _unsupported("get_expiry_age(expiry=...)")
         kit = get_kit()
         now = kit.clock() if modification is None else modification.timestamp()
-        session = self._get_session()
-        return max(0, min(kit.idle_timeout, session.created_at + kit.absolute_timeout - int(now)))
+        return kit.seconds_left(self._get_session(), now)
 
     async def aget_expiry_age(
         self, *, modification: datetime | None = None, expiry: object = None
