@@ -201,13 +201,74 @@ def render(
 # ---------------------------------------------------------------------------- JSON
 
 
-def to_json(header: list[str], sections: list[Section]) -> str:
+def to_json(header: list[str], sections: list[Section], total_s: float = 0.0) -> str:
     def default(o: Any) -> Any:
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
             return dataclasses.asdict(o)
         raise TypeError(type(o).__name__)
 
-    return json.dumps({"machine": header, "sections": sections}, default=default, indent=1)
+    return json.dumps(
+        {"machine": header, "total_s": total_s, "sections": sections}, default=default, indent=1
+    )
+
+
+def from_json(text: str) -> tuple[list[str], list[Section], float]:
+    """Read back what :func:`to_json` wrote (to render it again without measuring)."""
+    doc = json.loads(text)
+
+    def summary(d: dict[str, float] | None) -> Summary | None:
+        return None if d is None else Summary(**d)
+
+    def target(d: dict[str, Any] | None) -> Target | None:
+        return None if d is None else Target(**d)
+
+    sections = []
+    for s in doc["sections"]:
+        section = Section(s["name"], s["title"], lines=s["lines"], seconds=s["seconds"])
+        for t in s["tables"]:
+            rows = [
+                Row(
+                    r["variant"],
+                    summary(r["value"]),
+                    summary(r["overhead"]),
+                    summary(r["ratio"]),
+                    r["note"],
+                    summary(r["extra"]),
+                )
+                for r in t["rows"]
+            ]
+            section.tables.append(
+                Table(
+                    t["title"],
+                    t["value_label"],
+                    t["ratio_label"],
+                    rows,
+                    t["overhead_label"],
+                    t["notes"],
+                    t["extra_label"],
+                )
+            )
+        for h in s["headlines"]:
+            section.headlines.append(
+                Headline(
+                    h["label"],
+                    summary(h["ratio"]),
+                    h["panel"],
+                    target(h["target"]),
+                    h["status"],
+                    h["detail"],
+                    h["unit"],
+                    summary(h["alt"]),
+                    h["alt_label"],
+                )
+            )
+        for p in s["panels"]:
+            curves = [
+                Curve(c["label"], c["x"], [Summary(**y) for y in c["y"]]) for c in p["curves"]
+            ]
+            section.panels.append(Panel(p["title"], p["xlabel"], p["ylabel"], curves))
+        sections.append(section)
+    return doc["machine"], sections, float(doc.get("total_s", 0.0))
 
 
 # ---------------------------------------------------------------------------- plot
@@ -313,7 +374,12 @@ def _plot_curves(ax: Any, panel: Panel) -> None:
         ax.errorbar(c.x, med, yerr=[lo, hi], marker="o", capsize=3, label=c.label)
     ax.set_xscale("log")
     if all(s.median > 0 for c in panel.curves for s in c.y):
+        from matplotlib.ticker import ScalarFormatter
+
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
+        ax.tick_params(axis="y", which="minor", labelsize=6)
     ax.set_title(panel.title, fontsize=9)
     ax.set_xlabel(panel.xlabel, fontsize=8)
     ax.set_ylabel(panel.ylabel, fontsize=8)

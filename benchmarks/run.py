@@ -29,6 +29,27 @@ SECTIONS: dict[str, Callable[[core.Mode], report.Section]] = {
 }
 
 
+def write(
+    header: list[str], sections: list[report.Section], total: float, name: str, *, plot: bool
+) -> None:
+    """Write ``name``.md, .png and .json under benchmarks/results/."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    png = RESULTS / f"{name}.png"
+    plotted = False
+    if plot:
+        try:
+            report.plot(header, sections, png)
+            plotted = png.exists()
+        except ImportError as exc:
+            print(f"no plot: {exc} (pip install matplotlib)")
+    md = RESULTS / f"{name}.md"
+    md.write_text(
+        report.render(header, sections, png.name if plotted else None, total), encoding="utf-8"
+    )
+    (RESULTS / f"{name}.json").write_text(report.to_json(header, sections, total), encoding="utf-8")
+    print(f"written: {md}" + (f", {png}" if plotted else "") + f" (run time {total:.0f} s)")
+
+
 def _load() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -57,7 +78,17 @@ def main(argv: list[str] | None = None) -> int:
         "the committed reference run uses 'reference')",
     )
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib)")
+    parser.add_argument(
+        "--render",
+        metavar="FILE.json",
+        type=Path,
+        help="measure nothing: write the markdown and the plot again from a run's JSON",
+    )
     args = parser.parse_args(argv)
+    if args.render is not None:
+        header, sections, total = report.from_json(args.render.read_text(encoding="utf-8"))
+        write(header, sections, total, args.render.stem, plot=not args.no_plot)
+        return 0
     mode = core.QUICK if args.quick else core.FULL
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SECTIONS)
     unknown = [n for n in names if n not in SECTIONS]
@@ -81,25 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name} done in {section.seconds:.0f} s", flush=True)
     total = time.perf_counter() - t0
     header.append(
-        f"load average at end: {_load()} (other work on the machine widens the IQRs and "
-        "moves the end-to-end numbers most)"
+        f"load average at end: {_load()} (this run's own processes count in it; other work "
+        "on the machine widens the IQRs and moves the end-to-end numbers most)"
     )
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    png = RESULTS / f"{args.name}.png"
-    plotted = False
-    if not args.no_plot:
-        try:
-            report.plot(header, sections, png)
-            plotted = png.exists()
-        except ImportError as exc:
-            print(f"no plot: {exc} (pip install matplotlib)")
-    text = report.render(header, sections, png.name if plotted else None, total)
-    md = RESULTS / f"{args.name}.md"
-    md.write_text(text, encoding="utf-8")
-    (RESULTS / f"{args.name}.json").write_text(report.to_json(header, sections), encoding="utf-8")
+    write(header, sections, total, args.name, plot=not args.no_plot)
     print()
     print("\n".join(report.render_headlines([h for s in sections for h in s.headlines])))
-    print()
-    print(f"written: {md}" + (f", {png}" if plotted else "") + f" ({total:.0f} s)")
     return 0
