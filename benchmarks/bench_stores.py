@@ -215,6 +215,55 @@ def _overhead_table(
 # ---------------------------------------------------------------------------- parts
 
 
+def floors(stores: Stores, section: Section) -> None:
+    """What one hop to another thread or one Redis round trip costs here, on its own.
+
+    Requests run one at a time, so every store call waits for another CPU to wake up (a
+    thread-pool worker for SQLite, redis-server for Redis): these two numbers are the
+    floor under the store rows, and they depend on the machine (virtual CPUs wake slowly).
+    """
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    n = 500
+
+    async def hops() -> None:
+        for _ in range(n):
+            await asyncio.to_thread(int)
+
+    def timed(coro: Callable[[], Any]) -> float:
+        best = []
+        for _ in range(5):
+            start = time.perf_counter_ns()
+            loop.run_until_complete(coro())
+            best.append((time.perf_counter_ns() - start) / n / 1000)
+        return sorted(best)[2]
+
+    try:
+        parts = [f"`asyncio.to_thread` round trip {timed(hops):.0f} µs"]
+        if stores.redis is not None:
+            import redis.asyncio
+
+            client = redis.asyncio.Redis.from_url(stores.redis.url())
+
+            async def pings() -> None:
+                for _ in range(n):
+                    await client.ping()
+
+            parts.append(f"redis-py asyncio PING {timed(pings):.0f} µs")
+            loop.run_until_complete(client.aclose())
+        section.lines.append(
+            "- Floors on this machine (median of 5 x 500, one at a time): "
+            + ", ".join(parts)
+            + ". Requests here run one at a time, so each store call waits for another CPU "
+            "to wake up (a pool thread for SQLite, redis-server for Redis); on a busy server "
+            "those waits overlap other requests' work."
+        )
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+
+
 def modes(mode: Mode, stores: Stores, section: Section) -> None:
     """Cost of each store mode over cookie-only; Redis round trips per request."""
     for workload in ("ro", "rw"):
@@ -459,6 +508,7 @@ def run(mode: Mode) -> Section:
     stores = Stores(redis)
     try:
         section.lines.append("")
+        floors(stores, section)
         modes(mode, stores, section)
         live_sessions(mode, stores, section)
         session_sizes(mode, stores, section)
