@@ -374,12 +374,12 @@ def _plot_curves(ax: Any, panel: Panel) -> None:
         ax.errorbar(c.x, med, yerr=[lo, hi], marker="o", capsize=3, label=c.label)
     ax.set_xscale("log")
     if all(s.median > 0 for c in panel.curves for s in c.y):
-        from matplotlib.ticker import ScalarFormatter
+        from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(ScalarFormatter())
-        ax.yaxis.set_minor_formatter(ScalarFormatter())
-        ax.tick_params(axis="y", which="minor", labelsize=6)
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_title(panel.title, fontsize=9)
     ax.set_xlabel(panel.xlabel, fontsize=8)
     ax.set_ylabel(panel.ylabel, fontsize=8)
