@@ -724,13 +724,29 @@ class Exchange:
             else:
                 previous_id = self._record.previous_id
                 previous_until = self._record.previous_until
+        absolute_end = session.created_at + kit.absolute_timeout
+        data = dict(session) if spilled else None
+        loaded = self._record
+        if (
+            loaded is not None
+            and session.family == session.loaded_family
+            and loaded.session_id == session.id
+            and loaded.previous_id == previous_id
+            and loaded.user_id == session.user_id
+            and loaded.data == data
+            and loaded.expires_at >= min(absolute_end, now + kit.idle_timeout)
+        ):
+            # Only the cookie changed and the record still outlives the session's idle
+            # end: no store write, so a read+write request costs one round trip.
+            return
         record = SessionRecord(
             session_id=session.id,
             previous_id=previous_id,
             previous_until=previous_until,
             user_id=session.user_id,
-            data=dict(session) if spilled else None,
-            expires_at=min(session.created_at + kit.absolute_timeout, now + kit.idle_timeout),
+            data=data,
+            # A touch interval of slack lets the writes that follow skip the store.
+            expires_at=min(absolute_end, now + kit.idle_timeout + kit.touch_interval),
         )
         self.store_ops.append((session.family, record))
 

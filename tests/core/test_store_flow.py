@@ -197,9 +197,28 @@ def test_record_expires_with_the_session(kit: SessionKit, store: MemoryStore, cl
     family = browser.request().session.family
     record = store.load(family, clock.now)
     assert record is not None
-    assert record.expires_at == pytest.approx(clock.now + kit.idle_timeout, abs=1)
-    clock.advance(kit.idle_timeout + 1)
+    assert record.expires_at == pytest.approx(
+        clock.now + kit.idle_timeout + kit.touch_interval, abs=1
+    )
+    clock.advance(kit.idle_timeout + kit.touch_interval + 1)
     assert store.load(family, clock.now) is None
+
+
+def test_data_writes_skip_the_store_while_the_record_outlives_the_session(
+    kit: SessionKit, store: MemoryStore, clock: Any
+) -> None:
+    browser = Client(kit)
+    first = browser.request(login)
+    assert first.store_ops
+    clock.advance(1)
+    write = browser.request(lambda ex: ex.session.update(n=1))
+    assert write.store_ops == [], "only the cookie changed"
+    clock.advance(kit.touch_interval)
+    later = browser.request(lambda ex: ex.session.update(n=2))
+    assert [family for family, _ in later.store_ops] == [later.session.family]
+    assert browser.request().session == {"n": 2}
+    clock.advance(kit.idle_timeout - 1)
+    assert browser.request().session == {"n": 2}, "the record kept up with the session"
 
 
 def test_clearing_a_session_deletes_its_record(kit: SessionKit, store: MemoryStore) -> None:
