@@ -761,9 +761,7 @@ class Exchange:
         """
         cookies = self.set_cookie_headers()
         add: list[tuple[str, str]] = []
-        if (self._vary or cookies) and not any(
-            _lists_token(value, _VARY_COVERS) for value in vary
-        ):
+        if (self._vary or cookies) and not any(_lists_token(value, _VARY_COVERS) for value in vary):
             add.append(("Vary", "Cookie"))
         drop = False
         if cookies:
