@@ -56,6 +56,8 @@ import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from support import free_port, stop_process  # noqa: E402
+
 
 class RedisServer:
     """A ``redis-server`` on 127.0.0.1 that tests may stop and start again on the same port.
@@ -112,12 +114,7 @@ class RedisServer:
             return
         if process.poll() is None:
             process.send_signal(signal.SIGCONT)  # a paused server could not act on SIGTERM
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
     def pause(self) -> None:
         """Freeze the server (SIGSTOP): connections stay open but nothing answers."""
@@ -139,13 +136,6 @@ class RedisServer:
             return False
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A real Redis server for this test session: ``.url``, ``.stop()``, ``.start()``.
@@ -159,7 +149,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
             "Install Debian's redis-server package (apt-get install redis-server).",
             pytrace=False,
         )
-    server = RedisServer(binary, tmp_path_factory.mktemp("redis"), _free_port())
+    server = RedisServer(binary, tmp_path_factory.mktemp("redis"), free_port())
     server.start()
     try:
         yield server

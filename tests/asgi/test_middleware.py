@@ -29,6 +29,7 @@ from starlette.websockets import WebSocket
 import sessionkit
 from sessionkit.asgi import SessionMiddleware
 from sessionkit.seal import b64decode, b64encode
+from support import run_websocket, set_cookies
 
 pytestmark = pytest.mark.anyio
 
@@ -185,27 +186,6 @@ def build_app(kit: sessionkit.SessionKit | None = None, **starlette_names: Any) 
 # --------------------------------------------------------------------------- helpers
 
 
-def parse_set_cookie(header: str) -> tuple[str, str, dict[str, str | None]]:
-    """Split one Set-Cookie value into name, value and lower-cased attributes."""
-    first, *rest = header.split(";")
-    name, _, value = first.strip().partition("=")
-    attrs: dict[str, str | None] = {}
-    for part in rest:
-        attr, sep, attr_value = part.strip().partition("=")
-        attrs[attr.lower()] = attr_value if sep else None
-    return name, value, attrs
-
-
-def set_cookies(response: httpx.Response) -> dict[str, tuple[str, dict[str, str | None]]]:
-    """The response's Set-Cookie headers by cookie name; each name must appear once."""
-    out: dict[str, tuple[str, dict[str, str | None]]] = {}
-    for header in response.headers.get_list("set-cookie"):
-        name, value, attrs = parse_set_cookie(header)
-        assert name not in out, f"{name} set twice in one response"
-        out[name] = (value, attrs)
-    return out
-
-
 def is_deletion(attrs: dict[str, str | None]) -> bool:
     return attrs.get("max-age") == "0"
 
@@ -271,40 +251,6 @@ async def issue_session(kit: sessionkit.SessionKit, data: dict[str, Any]) -> str
         response = await browser.post("/write", json=data)
         assert response.status_code == 200
         return browser.cookies[kit.session_spec.name]
-
-
-async def run_websocket(
-    app: Any, headers: list[tuple[bytes, bytes]], path: str = "/ws"
-) -> list[dict[str, Any]]:
-    """Connect to ``path`` as an ASGI server would; return the messages the app sent."""
-    scope = {
-        "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "scheme": "wss",
-        "server": ("testserver", 443),
-        "client": ("127.0.0.1", 51000),
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), *headers],
-        "subprotocols": [],
-        "state": {},
-    }
-    incoming = [{"type": "websocket.connect"}]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        if incoming:
-            return incoming.pop(0)
-        return {"type": "websocket.disconnect", "code": 1000}
-
-    async def send(message: Any) -> None:
-        sent.append(dict(message))
-
-    await app(scope, receive, send)
-    return sent
 
 
 # --------------------------------------------------------------------------- round trip

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+
+from support import running_uvicorn
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Flags for a closed network: no background traffic, no sandbox as root.
@@ -25,51 +25,23 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+SERVER_TIMEOUT = 10.0  # seconds for a server to start, and to stop
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
+@dataclass
 class Server:
-    """uvicorn serving ``app`` in a thread; ``url`` is its base address."""
+    """A uvicorn server in a thread; ``url`` is its base address."""
 
-    def __init__(self, app: Any) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+    url: str
 
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Any], Server]]:
-    servers: list[Server] = []
-
-    def start(app: Any) -> Server:
-        server = Server(app).__enter__()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.__exit__()
+    """``serve(app)``: ``app`` under uvicorn in a thread until the test ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda app: Server(
+            stack.enter_context(running_uvicorn(app, lifespan="auto", timeout=SERVER_TIMEOUT))
+        )
 
 
 @pytest.fixture(scope="module")

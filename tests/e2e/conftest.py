@@ -18,27 +18,22 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import socket
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from werkzeug.serving import make_server
 
 import sessionkit
 import sessionkit.asgi
 import sessionkit.wsgi
+from support import running_uvicorn, running_werkzeug
 
-STARTUP_TIMEOUT = 30.0
 STREAM_CHUNKS = [b"alpha\n", b"b" * 100_000, b"\n", "gamma \u00e9\n".encode(), b"omega"]
 
 ServerFactory = Callable[[sessionkit.SessionKit], str]
@@ -166,55 +161,9 @@ def make_wsgi_app(kit: sessionkit.SessionKit) -> Callable[..., Iterable[bytes]]:
 # --------------------------------------------------------------------------- servers
 
 
-@contextlib.contextmanager
-def running_uvicorn(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread; yield its base URL; stop it cleanly."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, lifespan="on", log_level="warning", http="h11", ws="none", loop="asyncio"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("uvicorn exited before it started serving")
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start serving in time")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(STARTUP_TIMEOUT)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not shut down"
-
-
-@contextlib.contextmanager
-def running_werkzeug(app: Any) -> Iterator[str]:
-    """Serve ``app`` with werkzeug's server in a thread; yield its base URL; stop it."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(STARTUP_TIMEOUT)
-        assert not thread.is_alive(), "werkzeug did not shut down"
-
-
 def _serve(kind: str, kit: sessionkit.SessionKit) -> contextlib.AbstractContextManager[str]:
     if kind == "uvicorn":
-        return running_uvicorn(make_asgi_app(kit))
+        return running_uvicorn(make_asgi_app(kit), lifespan="on")
     return running_werkzeug(make_wsgi_app(kit))
 
 

@@ -13,6 +13,7 @@ import pytest
 
 import sessionkit
 from sessionkit.seal import b64decode, b64encode
+from support import set_cookies
 
 KitFactory = Callable[..., sessionkit.SessionKit]
 ServerFactory = Callable[[sessionkit.SessionKit], str]
@@ -38,20 +39,6 @@ HOSTILE_COOKIE_HEADERS = [
 
 def http_client(base_url: str) -> httpx.Client:
     return httpx.Client(base_url=base_url, trust_env=False, timeout=30)
-
-
-def set_cookies(response: httpx.Response) -> dict[str, tuple[str, dict[str, str | None]]]:
-    out: dict[str, tuple[str, dict[str, str | None]]] = {}
-    for header in response.headers.get_list("set-cookie"):
-        first, *rest = header.split(";")
-        name, _, value = first.strip().partition("=")
-        attrs: dict[str, str | None] = {}
-        for part in rest:
-            attr, sep, attr_value = part.strip().partition("=")
-            attrs[attr.lower()] = attr_value if sep else None
-        assert name not in out, f"{name} set twice in one response"
-        out[name] = (value, attrs)
-    return out
 
 
 def security_reasons(caplog: pytest.LogCaptureFixture) -> list[str]:

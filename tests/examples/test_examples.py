@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import httpx
 import pytest
 
 import sessionkit
+from support import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
@@ -65,28 +65,11 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _argv(name: str, port: int) -> list[str]:
     args = COMMANDS[name]
     if name == "django-wsgi":
         return [sys.executable, *args, str(port)]
     return [sys.executable, *args, "--port", str(port)]
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
 
 
 @pytest.fixture(scope="module", params=sorted(COMMANDS))
@@ -104,7 +87,7 @@ def server(
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -130,7 +113,7 @@ def server(
             time.sleep(0.1)
         yield Server(name, url, log)
     finally:
-        _stop(process)
+        stop_process(process, sig=signal.SIGINT, timeout=STOP_TIMEOUT, kill_timeout=STOP_TIMEOUT)
 
 
 # --------------------------------------------------------------------------- the story

@@ -14,33 +14,35 @@ the way a thief would and send it to any server.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
 import math
 import os
-import socket
 import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from werkzeug.serving import make_server
 
 import sessionkit
 import sessionkit.wsgi
 from sessionkit.gate import RETRY_AFTER, UNAVAILABLE_PAGE
 from sessionkit.stores import SQLiteStore
 from sessionkit.stores.redis import RedisStore
+from support import (
+    free_port,
+    load_module,
+    running_uvicorn,
+    running_werkzeug,
+    set_cookies,
+    start_uvicorn_process,
+    stop_process,
+    wait_for_port,
+)
 
 HERE = Path(__file__).resolve().parent
 ROTATE_EVERY = 2
@@ -50,39 +52,12 @@ SESSION = "session"  # the session cookie's name with insecure_development=True
 VISITOR = "visitor"
 
 
-def _load_worker_app() -> ModuleType:
-    # The test directories are not packages (pytest runs with --import-mode=importlib),
-    # so the app module is loaded from its file; the worker processes find it through
-    # uvicorn's --app-dir.
-    spec = importlib.util.spec_from_file_location(
-        "sessionkit_integration_worker_app", HERE / "worker_app.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-worker_app = _load_worker_app()
+# The test directories are not packages (pytest runs with --import-mode=importlib), so the
+# app module is loaded from its file; the worker processes find it through uvicorn's --app-dir.
+worker_app = load_module("sessionkit_integration_worker_app", HERE / "worker_app.py")
 
 
 # ---------------------------------------------------------------- browsers
-
-
-def set_cookies(response: httpx.Response) -> dict[str, tuple[str, dict[str, str]]]:
-    """The response's Set-Cookie headers: name -> (value, lower-cased attributes)."""
-    out: dict[str, tuple[str, dict[str, str]]] = {}
-    for header in response.headers.get_list("set-cookie"):
-        first, *rest = header.split(";")
-        name, _, value = first.strip().partition("=")
-        attrs = {}
-        for part in rest:
-            attr, _, attr_value = part.strip().partition("=")
-            attrs[attr.lower()] = attr_value
-        assert name not in out, f"{name} set twice in one response"
-        out[name] = (value, attrs)
-    return out
 
 
 class Browser:
@@ -137,13 +112,6 @@ def events() -> list[str]:
     return []
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def sleep_until(moment: float) -> None:
     delay = moment - time.time()
     if delay > 0:
@@ -151,49 +119,6 @@ def sleep_until(moment: float) -> None:
 
 
 # ---------------------------------------------------------------- in-process servers
-
-
-@contextlib.contextmanager
-def running_uvicorn(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread; yield its base URL; stop it cleanly."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, lifespan="off", log_level="warning", http="h11", ws="none", loop="asyncio"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not server.started:
-            assert thread.is_alive(), "uvicorn exited before it started serving"
-            assert time.monotonic() < deadline, "uvicorn did not start serving in time"
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(STARTUP_TIMEOUT)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not shut down"
-
-
-@contextlib.contextmanager
-def running_werkzeug(app: Any) -> Iterator[str]:
-    """Serve ``app`` with werkzeug's threaded server in a thread; yield its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(STARTUP_TIMEOUT)
-        assert not thread.is_alive(), "werkzeug did not shut down"
 
 
 STREAM_CHUNKS = [b"first chunk\n", b"x" * 50_000, b"\nlast chunk\n"]
@@ -255,52 +180,14 @@ class Worker:
 def _start_worker(name: str, directory: Path, env: dict[str, str]) -> Worker:
     port = free_port()
     log = directory / f"worker-{name}.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "worker_app:create_app",
-        "--app-dir",
-        str(HERE),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--lifespan",
-        "off",
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-        )
+    process = start_uvicorn_process("worker_app:create_app", HERE, port, log, env)
     return Worker(name, f"http://127.0.0.1:{port}", process, log)
 
 
 def _wait_ready(worker: Worker) -> None:
     port = int(worker.url.rsplit(":", 1)[1])
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if worker.process.poll() is not None:
-            break
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"worker {worker.name} did not start serving; its log:\n{worker.log_text()}")
-
-
-def _stop_worker(worker: Worker) -> None:
-    if worker.process.poll() is None:
-        worker.process.terminate()
-        try:
-            worker.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-            worker.process.wait()
+    if not wait_for_port(port, worker.process, STARTUP_TIMEOUT):
+        pytest.fail(f"worker {worker.name} did not start serving; its log:\n{worker.log_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -324,7 +211,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Worker, 
             assert worker.process.poll() is None, f"worker {worker.name} died:\n{worker.log_text()}"
     finally:
         for worker in started:
-            _stop_worker(worker)
+            stop_process(worker.process)
     for worker in started:
         text = worker.log_text()
         assert "Traceback" not in text, f"worker {worker.name} logged an error:\n{text}"

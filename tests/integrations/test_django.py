@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import sys
-import threading
 import time
 import types
 import uuid
@@ -25,7 +23,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from django.conf import settings
 from django.contrib.auth import alogin, authenticate, login, logout, update_session_auth_hash
 from django.core.exceptions import ImproperlyConfigured
@@ -34,7 +31,6 @@ from django.middleware.csrf import get_token
 from django.test import AsyncClient, Client, override_settings
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
-from werkzeug.serving import make_server
 
 import sessionkit
 from sessionkit.integrations import django as integration
@@ -49,6 +45,7 @@ from sessionkit.integrations.django import (
 )
 from sessionkit.stores import MemoryStore
 from sessionkit.stores.base import StoreUnavailable
+from support import running_uvicorn, running_werkzeug
 
 SESSION = "__Host-session"
 VISITOR = "__Host-visitor"
@@ -60,7 +57,6 @@ PASSWORD = "correct horse"  # a test credential
 # look like a card number to the sensitive-data guard (see the xfail test at the end).
 SECRET_KEY = "sessionkit-tests-" + "k" * 40
 FIXED_SALT = "sessionkitTestSaltOfEnoughEntropy"  # 128 bits: never rehashed
-STARTUP_TIMEOUT = 30.0
 
 KitFactory = Callable[..., sessionkit.SessionKit]
 
@@ -642,47 +638,6 @@ def test_keys_come_from_the_environment(
 
 
 # --------------------------------------------------------------------------- real servers
-
-
-@contextlib.contextmanager
-def running_werkzeug(app: Any) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(STARTUP_TIMEOUT)
-        assert not thread.is_alive(), "werkzeug did not shut down"
-
-
-@contextlib.contextmanager
-def running_uvicorn(app: Any) -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, lifespan="off", log_level="warning", http="h11", ws="none", loop="asyncio"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start serving")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(STARTUP_TIMEOUT)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not shut down"
 
 
 @pytest.mark.parametrize("server", ["werkzeug", "uvicorn"])

@@ -19,6 +19,7 @@ from sessionkit.integrations.fastapi import (
     get_session,
     get_visitor,
 )
+from support import run_websocket
 
 pytestmark = pytest.mark.anyio
 
@@ -81,39 +82,10 @@ def client(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver")
 
 
-async def run_websocket(app: Any, cookie: str | None, path: str = "/ws") -> list[dict[str, Any]]:
-    """Connect to ``path`` as an ASGI server would; return the messages the app sent."""
-    headers = [(b"host", b"testserver")]
-    if cookie is not None:
-        headers.append((b"cookie", cookie.encode()))
-    scope = {
-        "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "scheme": "wss",
-        "server": ("testserver", 443),
-        "client": ("127.0.0.1", 51000),
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": headers,
-        "subprotocols": [],
-        "state": {},
-    }
-    incoming = [{"type": "websocket.connect"}]
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        if incoming:
-            return incoming.pop(0)
-        return {"type": "websocket.disconnect", "code": 1000}
-
-    async def send(message: Any) -> None:
-        sent.append(dict(message))
-
-    await app(scope, receive, send)
-    return sent
+async def websocket_with(app: Any, cookie: str | None, path: str = "/ws") -> list[dict[str, Any]]:
+    """``run_websocket`` sending ``cookie`` (if any) in a Cookie header."""
+    headers = [] if cookie is None else [(b"cookie", cookie.encode())]
+    return await run_websocket(app, headers, path)
 
 
 async def test_session_dependency_is_the_typed_request_session(make_kit: KitFactory) -> None:
@@ -152,7 +124,7 @@ async def test_websocket_endpoint_reads_the_session(make_kit: KitFactory) -> Non
     async with client(app) as http:
         logged_in = (await http.post("/login/alice")).json()
         value = http.cookies[SESSION]
-    sent = await run_websocket(app, f"{SESSION}={value}")
+    sent = await websocket_with(app, f"{SESSION}={value}")
     assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
     state = json.loads(sent[1]["text"])
     assert state["user"] == "alice"
@@ -167,7 +139,7 @@ async def test_gate_applies_to_fastapi_routes(make_kit: KitFactory) -> None:
         assert first.status_code == 303
         assert first.headers["location"] == f"/app/page?{MARKER}=1"
         assert (await http.get("/app/page", follow_redirects=True)).status_code == 200
-    refused = await run_websocket(app, None, path="/app/ws")
+    refused = await websocket_with(app, None, path="/app/ws")
     assert refused == [{"type": "websocket.close", "code": 1008}]
 
 

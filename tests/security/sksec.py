@@ -18,23 +18,13 @@ from urllib.parse import urljoin, urlsplit
 from sessionkit import Session, SessionKit
 from sessionkit.gate import EarlyResponse
 from sessionkit.seal import b64decode
+from support import CookieAttrs, cookies_by_name
 
 # RFC 6265bis cookie-octet: %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E
 COOKIE_OCTETS = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 ORIGIN = "https://site.example"
-
-
-def parse_set_cookie(header: str) -> tuple[str, str, dict[str, str]]:
-    """``name=value; Attr=x; Flag`` -> (name, value, {lower-cased attribute: value})."""
-    first, *rest = header.split(";")
-    name, _, value = first.strip().partition("=")
-    attrs: dict[str, str] = {}
-    for part in rest:
-        attr, _, attr_value = part.strip().partition("=")
-        attrs[attr.lower()] = attr_value
-    return name, value, attrs
 
 
 @dataclass
@@ -55,13 +45,8 @@ class Response:
         return values[0] if values else None
 
     @property
-    def cookies(self) -> dict[str, tuple[str, dict[str, str]]]:
-        out: dict[str, tuple[str, dict[str, str]]] = {}
-        for header in self.get_all("Set-Cookie"):
-            name, value, attrs = parse_set_cookie(header)
-            assert name not in out, f"{name} set twice in one response"
-            out[name] = (value, attrs)
-        return out
+    def cookies(self) -> dict[str, tuple[str, CookieAttrs]]:
+        return cookies_by_name(self.get_all("Set-Cookie"))
 
 
 @dataclass

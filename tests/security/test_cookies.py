@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sksec import COOKIE_OCTETS, TOKEN, CoreBrowser, call_asgi, parse_set_cookie
+from sksec import COOKIE_OCTETS, TOKEN, CoreBrowser, call_asgi
 
 import sessionkit.asgi
 import sessionkit.wsgi
@@ -26,6 +26,7 @@ from sessionkit.cookies import MAX_COOKIE_BYTES
 from sessionkit.errors import BadToken
 from sessionkit.seal import Sealer, b64decode
 from sessionkit.stores import MemoryStore
+from support import parse_set_cookie
 
 pytestmark = pytest.mark.security
 

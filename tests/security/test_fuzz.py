@@ -16,11 +16,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from support import load_module
 
 pytestmark = pytest.mark.security
 
@@ -30,16 +31,7 @@ FUZZ_SECONDS = int(os.environ.get("SESSIONKIT_FUZZ_SECONDS", "20"))
 FALLBACK_EXAMPLES = 20_000
 
 
-def _target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sessionkit_fuzz_headers", TARGET)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fuzz = _target()
+fuzz = load_module("sessionkit_fuzz_headers", TARGET)
 #: SESSIONKIT_FUZZ_ENGINE=hypothesis forces the stand-in (to check it still works).
 HAVE_ATHERIS = (
     importlib.util.find_spec("atheris") is not None

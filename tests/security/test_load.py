@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,6 +33,7 @@ import pytest
 import sessionkit
 from sessionkit.keys import KeyRing
 from sessionkit.seal import b64decode
+from support import free_port, start_uvicorn_process, stop_process, wait_for_port
 
 pytestmark = pytest.mark.security
 
@@ -59,20 +58,13 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def start_server(redis_up: Any, tmp_path: Path) -> Iterator[Callable[[list[str]], Server]]:
     """``start_server(keys)``: a uvicorn process serving load_app on the session's Redis."""
     started: list[Server] = []
 
     def start(keys: list[str]) -> Server:
-        port = _free_port()
+        port = free_port()
         admin = secrets.token_urlsafe(16)
         log = tmp_path / f"uvicorn-{port}.log"
         env = {
@@ -83,52 +75,20 @@ def start_server(redis_up: Any, tmp_path: Path) -> Iterator[Callable[[list[str]]
             "SK_LOAD_ADMIN": admin,
             "PYTHONUNBUFFERED": "1",
         }
-        argv = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "load_app:create_app",
-            "--app-dir",
-            str(HERE),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--lifespan",
-            "off",
-            "--no-access-log",
-        ]
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-            )
+        process = start_uvicorn_process(
+            "load_app:create_app", HERE, port, log, env, "--no-access-log"
+        )
         server = Server(f"http://127.0.0.1:{port}", process, log, admin)
         started.append(server)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return server
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail(f"uvicorn did not start; its log:\n{server.log_text()}")
+        if not wait_for_port(port, process, STARTUP_TIMEOUT):
+            pytest.fail(f"uvicorn did not start; its log:\n{server.log_text()}")
+        return server
 
     try:
         yield start
     finally:
         for server in started:
-            if server.process.poll() is None:
-                server.process.terminate()
-                try:
-                    server.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    server.process.kill()
-                    server.process.wait()
+            stop_process(server.process)
     for server in started:
         text = server.log_text()
         assert "Traceback" not in text, text[-4000:]

@@ -13,11 +13,12 @@ from typing import Any
 from wsgiref.validate import validator
 
 import pytest
-from werkzeug.test import Client, TestResponse
+from werkzeug.test import Client
 
 import sessionkit
 from sessionkit.seal import b64decode, b64encode
 from sessionkit.wsgi import SessionMiddleware
+from support import set_cookies
 
 SESSION = "__Host-session"
 VISITOR = "__Host-visitor"
@@ -126,25 +127,6 @@ def failing(environ: dict[str, Any], start_response: StartResponse) -> list[byte
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def parse_set_cookie(header: str) -> tuple[str, str, dict[str, str | None]]:
-    first, *rest = header.split(";")
-    name, _, value = first.strip().partition("=")
-    attrs: dict[str, str | None] = {}
-    for part in rest:
-        attr, sep, attr_value = part.strip().partition("=")
-        attrs[attr.lower()] = attr_value if sep else None
-    return name, value, attrs
-
-
-def set_cookies(response: TestResponse) -> dict[str, tuple[str, dict[str, str | None]]]:
-    out: dict[str, tuple[str, dict[str, str | None]]] = {}
-    for header in response.headers.getlist("Set-Cookie"):
-        name, value, attrs = parse_set_cookie(header)
-        assert name not in out, f"{name} set twice in one response"
-        out[name] = (value, attrs)
-    return out
 
 
 def security_reasons(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -1,0 +1,227 @@
+"""Plumbing the test modules share: free ports, real servers, processes, Set-Cookie parsing.
+
+Importable as ``support`` from any test module or conftest (``pythonpath = ["tests"]`` in
+pyproject.toml); the test directories are not packages (``--import-mode=importlib``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+import uvicorn
+from werkzeug.serving import make_server
+
+STARTUP_TIMEOUT = 30.0
+
+CookieAttrs = dict[str, str | None]
+
+
+# ---------------------------------------------------------------- modules, ports, processes
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    """Import the file ``path`` as a module called ``name`` (test directories are no packages)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait until 127.0.0.1:``port`` accepts; False if ``process`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def stop_process(
+    process: subprocess.Popen[bytes],
+    *,
+    sig: int = signal.SIGTERM,
+    timeout: float = 10.0,
+    kill_timeout: float | None = None,
+) -> None:
+    """Send ``sig`` to a running ``process``, wait ``timeout``, then kill it and wait."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(kill_timeout)
+
+
+def start_uvicorn_process(
+    factory: str, app_dir: Path, port: int, log: Path, env: dict[str, str], *extra: str
+) -> subprocess.Popen[bytes]:
+    """Start ``uvicorn --factory`` on 127.0.0.1:``port`` in a process logging to ``log``."""
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        factory,
+        "--app-dir",
+        str(app_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--lifespan",
+        "off",
+        *extra,
+    ]
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+
+
+# ---------------------------------------------------------------- servers in threads
+
+
+@contextlib.contextmanager
+def running_uvicorn(
+    app: Any, *, lifespan: Literal["auto", "on", "off"] = "off", timeout: float = STARTUP_TIMEOUT
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread; yield its base URL; stop it cleanly."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, lifespan=lifespan, log_level="warning", http="h11", ws="none", loop="asyncio"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("uvicorn exited before it started serving")
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start serving in time")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not shut down"
+
+
+@contextlib.contextmanager
+def running_werkzeug(app: Any, *, timeout: float = STARTUP_TIMEOUT) -> Iterator[str]:
+    """Serve ``app`` with werkzeug's threaded server in a thread; yield its base URL; stop it."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout)
+        assert not thread.is_alive(), "werkzeug did not shut down"
+
+
+# ---------------------------------------------------------------- Set-Cookie
+
+
+def parse_set_cookie(header: str) -> tuple[str, str, CookieAttrs]:
+    """``name=value; Attr=x; Flag`` -> (name, value, {lower-cased attribute: value or None})."""
+    first, *rest = header.split(";")
+    name, _, value = first.strip().partition("=")
+    attrs: CookieAttrs = {}
+    for part in rest:
+        attr, sep, attr_value = part.strip().partition("=")
+        attrs[attr.lower()] = attr_value if sep else None
+    return name, value, attrs
+
+
+def cookies_by_name(headers: Iterable[str]) -> dict[str, tuple[str, CookieAttrs]]:
+    """Set-Cookie values by cookie name: name -> (value, attributes); each name only once."""
+    out: dict[str, tuple[str, CookieAttrs]] = {}
+    for header in headers:
+        name, value, attrs = parse_set_cookie(header)
+        assert name not in out, f"{name} set twice in one response"
+        out[name] = (value, attrs)
+    return out
+
+
+def set_cookies(response: Any) -> dict[str, tuple[str, CookieAttrs]]:
+    """An httpx or werkzeug response's Set-Cookie headers by cookie name."""
+    headers = response.headers
+    if hasattr(headers, "get_list"):  # httpx
+        return cookies_by_name(headers.get_list("set-cookie"))
+    return cookies_by_name(headers.getlist("Set-Cookie"))  # werkzeug
+
+
+# ---------------------------------------------------------------- ASGI WebSocket
+
+
+async def run_websocket(
+    app: Any, headers: list[tuple[bytes, bytes]], path: str = "/ws"
+) -> list[dict[str, Any]]:
+    """Connect to ``path`` as an ASGI server would; return the messages the app sent."""
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": "wss",
+        "server": ("testserver", 443),
+        "client": ("127.0.0.1", 51000),
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), *headers],
+        "subprotocols": [],
+        "state": {},
+    }
+    incoming = [{"type": "websocket.connect"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            return incoming.pop(0)
+        return {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    await app(scope, receive, send)
+    return sent
