@@ -127,6 +127,32 @@ def test_two_processes_writing_at_once(tmp_path: Path) -> None:
     store.close()
 
 
+def test_worker_processes_starting_together_all_set_up_the_new_file(tmp_path: Path) -> None:
+    """Two workers creating one new database at the same instant both start (15 rounds)."""
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from sessionkit.stores import SQLiteStore
+        start = float(sys.argv[2])
+        while time.time() < start:
+            pass
+        SQLiteStore(sys.argv[1]).close()
+        """
+    )
+    for round_ in range(15):
+        db = tmp_path / f"new-{round_}.db"
+        start = str(time.time() + 0.3)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(db), start], stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+
+
 def test_a_locked_database_raises_store_unavailable(tmp_path: Path) -> None:
     db = tmp_path / "locked.db"
     store = SQLiteStore(db, timeout=0.2)

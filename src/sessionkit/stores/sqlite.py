@@ -14,9 +14,10 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from ..errors import ConfigurationError
 from ._util import parse_record, user_key
@@ -28,6 +29,14 @@ _T = TypeVar("_T")
 
 #: Expired rows are purged after this many saves by one store object.
 _PURGE_EVERY = 256
+#: Seconds between two attempts to set up a database another process is setting up.
+_INIT_RETRY_PAUSE = 0.02
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
+
 
 _TABLE = "sessionkit_sessions"
 
@@ -95,17 +104,31 @@ class SQLiteStore:
         self._local = threading.local()
         self._purge_lock = threading.Lock()
         self._saves_since_purge = 0
-        try:
-            conn = self._connection()
-            conn.execute("PRAGMA journal_mode=WAL")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-        except sqlite3.Error as exc:
-            self.close()
-            raise ConfigurationError(
-                f"SQLiteStore cannot use {text!r}: {exc}; check that the file is a SQLite "
-                "database and that this process may read and write it and its directory"
-            ) from exc
+        # Worker processes often start together: switching to WAL and creating the schema
+        # can meet another process's lock without SQLite's busy handler waiting for it,
+        # so a busy database is retried until the timeout.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                conn = self._connection()
+                conn.execute("PRAGMA journal_mode=WAL")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(_INIT_RETRY_PAUSE)
+                    continue
+                self._refuse(text, exc)
+            except sqlite3.Error as exc:
+                self._refuse(text, exc)
+            return
+
+    def _refuse(self, text: str, exc: sqlite3.Error) -> NoReturn:
+        self.close()
+        raise ConfigurationError(
+            f"SQLiteStore cannot use {text!r}: {exc}; check that the file is a SQLite "
+            "database and that this process may read and write it and its directory"
+        ) from exc
 
     @property
     def path(self) -> Path:
