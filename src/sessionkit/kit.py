@@ -281,7 +281,8 @@ class SessionKit:
     def report(self, reason: str, cookie: str, client: str | None) -> None:
         """Record one security event on the ``sessionkit.security`` logger and the hook.
 
-        Expiry is logged at INFO (it is routine); every other reason at WARNING.
+        Expiry is logged at INFO (it is routine); every other reason at WARNING. An
+        exception from the hook is logged, never raised into the request.
         """
         event = SecurityEvent(reason, cookie, client_for_log(client, self.client_address))
         SECURITY_LOGGER.log(
@@ -293,7 +294,11 @@ class SessionKit:
             extra={"sessionkit_event": event},
         )
         if self.on_security_event is not None:
-            self.on_security_event(event)
+            try:
+                self.on_security_event(event)
+            except Exception:
+                # A broken hook must not turn a rejected cookie into a 500.
+                SECURITY_LOGGER.exception("on_security_event raised; the request goes on")
 
     def open(
         self,

@@ -310,3 +310,17 @@ def test_emitted_cookies_always_match_the_cookie_grammar(data: dict[str, Any]) -
         assert all(0x20 <= ord(c) <= 0x7E for c in header)
     back = kit.open("; ".join(c.split(";", 1)[0] for c in cookies))
     assert back.session == data
+
+
+def test_a_failing_event_hook_never_breaks_the_request(
+    make_kit: MakeKit, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(event: SecurityEvent) -> None:
+        raise RuntimeError("hook bug")
+
+    kit = make_kit(visitor_cookie=None, on_security_event=broken)
+    with caplog.at_level(logging.WARNING, logger="sessionkit.security"):
+        ex = kit.open("__Host-session=garbage")
+    assert ex.session == {}
+    assert "on_security_event raised" in caplog.text
+    assert "Max-Age=0" in dict(ex.response_headers([]))["Set-Cookie"]
