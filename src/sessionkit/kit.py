@@ -408,9 +408,6 @@ class SessionKit:
         return self.store
 
 
-StoreOp = tuple[str, SessionRecord | None]
-
-
 class Exchange:
     """The sessionkit side of one request: the session, the visitor id, what to send back.
 
