@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
-from pathlib import Path
 
 import sessionkit
+from examples.common import state_dir
 from sessionkit.stores import SQLiteStore
 
-STATE_DIR = Path(
-    os.environ.get("SESSIONKIT_DEMO_DIR") or Path(tempfile.gettempdir()) / "sessionkit-demo"
-)
-STATE_DIR.mkdir(parents=True, exist_ok=True)
+STATE_DIR = state_dir()
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
 DEBUG = False
