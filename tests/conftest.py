@@ -155,3 +155,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+# -- Every store, for the tests that must hold on all of them ------------------------------
+
+import redis as redis_py  # noqa: E402
+
+from sessionkit.stores import MemoryStore, SQLiteStore  # noqa: E402
+from sessionkit.stores.base import Store  # noqa: E402
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh, empty store of each kind: MemoryStore, SQLiteStore and a real Redis."""
+    if request.param == "memory":
+        yield MemoryStore()
+    elif request.param == "sqlite":
+        yield SQLiteStore(tmp_path / "sessions.db")
+    else:
+        from sessionkit.stores.redis import RedisStore
+
+        server: RedisServer = request.getfixturevalue("redis_server")
+        redis_py.Redis.from_url(server.url).flushall()
+        store = RedisStore(server.url)
+        try:
+            yield store
+        finally:
+            store.close()

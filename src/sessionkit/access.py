@@ -1,8 +1,9 @@
 """Typed access to sessionkit's per-request state, for ASGI scopes and WSGI environs alike.
 
-Both front ends put the request's :class:`~sessionkit.kit.Exchange` under
-``"sessionkit.exchange"`` and the visitor id under ``"sessionkit.visitor"``; these helpers
-read and change them: ``session_of(request.scope)``, ``opt_out(environ)``.
+Both front ends put the request's :class:`~sessionkit.exchange.Exchange` under
+``"sessionkit.exchange"`` (and the session under ``"session"`` or
+``"sessionkit.session"``); these helpers read and change it:
+``session_of(request.scope)``, ``visitor_of(environ)``, ``opt_out(environ)``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from .kit import Exchange
+from .exchange import Exchange
 from .session import Session
 
 __all__ = ["opt_in", "opt_out", "session_of", "visitor_of"]
@@ -29,19 +30,19 @@ def session_of(state: RequestState) -> Session:
 
 
 def visitor_of(state: RequestState) -> str | None:
-    """The visitor id of a request, or None when the visitor opted out."""
+    """The visitor id of a request, or None when the visitor opted out or it is off.
+
+    The visitor cookie is minted (or re-signed under the newest key) only for requests
+    that ask for the id, and the response then varies by ``Cookie``.
+    """
     return _exchange(state).visitor
 
 
 def opt_out(state: RequestState) -> None:
     """Record this visitor's opt-out: no visitor id from now on (see :meth:`Exchange.opt_out`)."""
-    exchange = _exchange(state)
-    exchange.opt_out()
-    state["sessionkit.visitor"] = exchange.visitor
+    _exchange(state).opt_out()
 
 
 def opt_in(state: RequestState) -> None:
     """Undo :func:`opt_out` for this visitor (see :meth:`Exchange.opt_in`)."""
-    exchange = _exchange(state)
-    exchange.opt_in()
-    state["sessionkit.visitor"] = exchange.visitor
+    _exchange(state).opt_in()

@@ -1,8 +1,8 @@
 """Pure ASGI front end: ``app.add_middleware(SessionMiddleware, kit=kit)``.
 
 It translates an ASGI scope into :meth:`SessionKit.open`'s arguments, puts the session in
-``scope["session"]`` (so Starlette's and FastAPI's ``request.session`` work) and the
-visitor id in ``scope["sessionkit.visitor"]``, and adds the exchange's headers to
+``scope["session"]`` (so Starlette's and FastAPI's ``request.session`` work; the visitor
+id is ``visitor_of(scope)``), and adds the exchange's headers to
 ``http.response.start``. WebSocket handlers can read the session; a WebSocket has no
 response to carry a cookie, so changes made there are not saved. When the
 cookies-required gate answers, the app is not called: an http request gets the gate's
@@ -17,7 +17,8 @@ from typing import Any
 from .access import opt_in, opt_out, session_of, visitor_of
 from .errors import ConfigurationError
 from .gate import EarlyResponse
-from .kit import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_TOUCH_INTERVAL, SessionKit
+from .kit import SessionKit
+from .lifetime import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_TOUCH_INTERVAL
 
 __all__ = ["ASGIApp", "SessionMiddleware", "opt_in", "opt_out", "session_of", "visitor_of"]
 
@@ -129,6 +130,7 @@ class SessionMiddleware:
         gpc: str | None = None
         dnt: str | None = None
         accept: str | None = None
+        agent: str | None = None
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookies.append(value.decode("latin-1"))
@@ -140,6 +142,8 @@ class SessionMiddleware:
                 accept = value.decode("latin-1")
             elif name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
+            elif name == b"user-agent":
+                agent = value.decode("latin-1")
         client = scope.get("client")
         http = scope["type"] == "http"
         exchange = self.kit.open(
@@ -152,9 +156,10 @@ class SessionMiddleware:
             path=scope["path"],
             query=scope.get("query_string", b"").decode("latin-1"),
             accept=accept,
+            user_agent=agent,
         )
         early = exchange.early
-        if early is None and exchange.pending_family is not None:
+        if early is None and exchange.pending is not None:
             early = await exchange.aload_record()
         if early is not None:
             if http:
@@ -163,7 +168,6 @@ class SessionMiddleware:
                 await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
             return
         scope["session"] = exchange.session
-        scope["sessionkit.visitor"] = exchange.visitor
         scope["sessionkit.exchange"] = exchange
         if not http:
             await self.app(scope, receive, send)

@@ -1,8 +1,8 @@
 """WSGI front end: ``app = SessionMiddleware(app, kit=kit)``.
 
-The session is ``environ["sessionkit.session"]``, the visitor id
-``environ["sessionkit.visitor"]``. Headers are added when the app calls
-``start_response``; the response body passes through untouched, so streaming works.
+The session is ``environ["sessionkit.session"]``, the visitor id ``visitor_of(environ)``.
+Headers are added when the app calls ``start_response``; the response body passes through
+untouched, so streaming works.
 Session changes made after ``start_response`` (while the body is produced) are not saved.
 When the cookies-required gate answers, the app is not called. With a store that does
 not answer while the response is saved, the app's response is replaced by a 503.
@@ -44,15 +44,15 @@ class SessionMiddleware:
             path=path.encode("latin-1", "replace").decode("utf-8", "replace"),
             query=environ.get("QUERY_STRING", ""),
             accept=environ.get("HTTP_ACCEPT"),
+            user_agent=environ.get("HTTP_USER_AGENT"),
         )
         early = exchange.early
-        if early is None and exchange.pending_family is not None:
+        if early is None and exchange.pending is not None:
             early = exchange.load_record()
         if early is not None:
             start_response(early.status_line, early.headers)
             return [early.body]
         environ["sessionkit.session"] = exchange.session
-        environ["sessionkit.visitor"] = exchange.visitor
         environ["sessionkit.exchange"] = exchange
         replaced: list[EarlyResponse] = []
 

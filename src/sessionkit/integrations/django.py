@@ -334,7 +334,7 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
             return self._acall(request)
         exchange = self._open(request)
         early = exchange.early
-        if early is None and exchange.pending_family is not None:
+        if early is None and exchange.pending is not None:
             early = exchange.load_record()
         if early is not None:
             return _early(early)
@@ -345,7 +345,7 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         exchange = self._open(request)
         early = exchange.early
-        if early is None and exchange.pending_family is not None:
+        if early is None and exchange.pending is not None:
             early = await exchange.aload_record()
         if early is not None:
             return _early(early)

@@ -1,8 +1,8 @@
-"""Server-side stores: revocation, logout-everywhere and session data too big for a cookie.
+"""Server-side stores: session data on the server, revocation, logout-everywhere, devices.
 
 - :class:`MemoryStore` — one process (tests, a single worker);
 - :class:`SQLiteStore` — one machine, several worker processes sharing a file;
-- :class:`RedisStore` — many machines (needs ``pip install sessionkit[redis]``).
+- :class:`RedisStore` — many machines (needs ``pip install "sessionkit-secure[redis]"``).
 
 :class:`RedisStore` is imported on first use, so ``import sessionkit.stores`` never
 imports redis-py.
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import SessionRecord, Store, StoreUnavailable
+from ..families import Ended, FamilyRef, Record
+from .base import Store, StoreUnavailable
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
@@ -20,10 +21,12 @@ if TYPE_CHECKING:
     from .redis import RedisStore
 
 __all__ = [
+    "Ended",
+    "FamilyRef",
     "MemoryStore",
+    "Record",
     "RedisStore",
     "SQLiteStore",
-    "SessionRecord",
     "Store",
     "StoreUnavailable",
 ]

@@ -1,4 +1,4 @@
-"""Helpers the stores share: the user index key and tolerant record parsing."""
+"""Helpers the stores share: the user index key and tolerant parsing of stored text."""
 
 from __future__ import annotations
 
@@ -6,29 +6,37 @@ import json
 import logging
 import math
 
-from .base import SessionRecord
+from ..errors import BadToken
+from ..families import Record, Stored, parse_stored
+from ..session import UserId
 
-__all__ = ["LOGGER", "parse_record", "ttl_ms", "user_key"]
+__all__ = ["LOGGER", "parse", "parse_record", "ttl_ms", "user_key"]
 
 #: Where stores report problems that do not raise (an unreadable record).
 LOGGER = logging.getLogger("sessionkit.stores")
 
 
-def user_key(user_id: str | int) -> str:
+def user_key(user_id: UserId) -> str:
     """Return the index key of ``user_id``: its JSON text, so ``1`` and ``"1"`` differ."""
     return json.dumps(user_id)
 
 
-def parse_record(text: str | bytes, family: str) -> SessionRecord | None:
-    """Parse a stored record; an unreadable one is logged and treated as absent."""
+def parse(text: str | bytes, family: str) -> Stored | None:
+    """Parse stored text; an unreadable one is logged and treated as absent."""
     try:
-        return SessionRecord.loads(text)
-    except (ValueError, TypeError):
+        return parse_stored(text, family)
+    except BadToken:
         # Never log the text itself: it may hold session data.
         LOGGER.warning("unreadable session record for family %.8s...; treated as absent", family)
         return None
 
 
-def ttl_ms(expires_at: float, now: float) -> int:
-    """Milliseconds from ``now`` until ``expires_at``, rounded up; 0 or less means expired."""
-    return math.ceil((expires_at - now) * 1000)
+def parse_record(text: str | bytes, family: str) -> Record | None:
+    """Parse stored text that must be a live record (tombstones and garbage give None)."""
+    stored = parse(text, family)
+    return stored if isinstance(stored, Record) else None
+
+
+def ttl_ms(until: float, now: float) -> int:
+    """Milliseconds from ``now`` until ``until``, rounded up; 0 or less means expired."""
+    return math.ceil((until - now) * 1000)

@@ -3,120 +3,159 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
-from ._util import parse_record, user_key
-from .base import SessionRecord
+from ..families import FamilyRef, Record, Stored
+from ..session import UserId
+from ._util import parse, parse_record, user_key
 
 __all__ = ["MemoryStore"]
 
-#: A full sweep of expired records runs after at least this many saves (and at least as
-#: many saves as there are records, so sweeping costs O(1) per save on average).
+#: A full sweep of expired entries runs after at least this many saves (and at least as
+#: many saves as there are entries, so sweeping costs O(1) per save on average).
 _SWEEP_EVERY = 256
 
 
-class MemoryStore:
-    """Keep session records in this process's memory.
+@dataclass(slots=True)
+class _Entry:
+    namespace: str
+    user: str | None
+    version: int
+    live: bool
+    until: float
+    text: bytes
 
-    Good for tests and for a single-process server; the records vanish when the process
+
+class MemoryStore:
+    """Keep session families in this process's memory.
+
+    Good for tests and for a single-process server; the families vanish when the process
     ends and other workers do not see them (use :class:`~sessionkit.stores.SQLiteStore`
     for several workers on one machine, :class:`~sessionkit.stores.RedisStore` for many
     machines).
 
-    Records are kept as the same JSON text the other stores keep, so a record read back
-    is a fresh copy that behaves exactly as it would with a real store (mutating the
-    ``data`` of a saved record does not change what is stored). Expired records are
-    never returned; they are dropped when read and swept now and then on save.
+    Entries are kept as the same text the other stores keep, so what is read back is a
+    fresh copy that behaves exactly as it would with a real store. Every operation runs
+    under one lock, so each is atomic. Expired entries are never returned; they are
+    dropped when met and swept now and then on save.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        #: family -> (record text, expires_at, user index key or None)
-        self._records: dict[str, tuple[str, float, str | None]] = {}
+        self._entries: dict[str, _Entry] = {}
         #: user index key -> families bound to that user
         self._users: dict[str, set[str]] = {}
         self._saves_since_sweep = 0
 
     def __len__(self) -> int:
-        """Number of records held, including expired ones not yet swept."""
+        """Number of entries held (records and tombstones), expired ones not yet swept."""
         with self._lock:
-            return len(self._records)
+            return len(self._entries)
 
     # -- blocking forms --------------------------------------------------------------
 
-    def load(self, family: str, now: float) -> SessionRecord | None:
-        """Return the live record of ``family``, or None."""
+    def load(self, ref: FamilyRef, now: float) -> Stored | None:
+        """Return the stored state of ``ref``'s family, or None."""
         with self._lock:
-            entry = self._records.get(family)
-            if entry is None:
-                return None
-            text, expires_at, _ = entry
-            if expires_at <= now:
-                self._forget(family)
-                return None
-        record = parse_record(text, family)
-        if record is None or record.expires_at <= now:
-            return None
-        return record
+            entry = self._live(ref, now)
+            text = None if entry is None else entry.text
+        return None if text is None else parse(text, ref.family)
 
-    def save(self, family: str, record: SessionRecord, now: float) -> None:
-        """Create or replace the record of ``family``; an already expired one is dropped."""
-        text = record.dumps()
-        key = None if record.user_id is None else user_key(record.user_id)
+    def save(
+        self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
+    ) -> bool:
+        """Write ``stored`` if the family's version is ``expected`` (None: nothing live)."""
+        text = stored.dumps()
+        user = None if ref.user_id is None else user_key(ref.user_id)
         with self._lock:
-            self._forget(family)
-            if record.expires_at > now:
-                self._records[family] = (text, record.expires_at, key)
-                if key is not None:
-                    self._users.setdefault(key, set()).add(family)
+            entry = self._live(ref, now)
+            if (entry is None) != (expected is None):
+                return False
+            if entry is not None and entry.version != expected:
+                return False
+            self._forget(ref.family)
+            if until > now:
+                live = isinstance(stored, Record)
+                self._entries[ref.family] = _Entry(
+                    ref.namespaces[0], user, stored.version, live, until, text
+                )
+                if user is not None:
+                    self._users.setdefault(user, set()).add(ref.family)
             self._saves_since_sweep += 1
-            if self._saves_since_sweep >= max(_SWEEP_EVERY, len(self._records)):
+            if self._saves_since_sweep >= max(_SWEEP_EVERY, len(self._entries)):
                 self._sweep(now)
+        return True
 
-    def delete(self, family: str) -> None:
-        """Forget ``family``; a missing family is not an error."""
+    def revoke_user(self, user_id: UserId, namespaces: tuple[str, ...], now: float) -> int:
+        """End every family bound to ``user_id``; return how many were live."""
         with self._lock:
-            self._forget(family)
+            ended = 0
+            for family in list(self._users.get(user_key(user_id), ())):
+                entry = self._entries[family]
+                if entry.namespace in namespaces:
+                    ended += entry.live and entry.until > now
+                    self._forget(family)
+            return ended
 
-    def delete_user(self, user_id: str | int) -> int:
-        """Forget every family bound to ``user_id``; return how many there were."""
+    def families_of(
+        self, user_id: UserId, namespaces: tuple[str, ...], now: float
+    ) -> list[tuple[str, Record]]:
+        """The live families bound to ``user_id``, with their records."""
         with self._lock:
-            families = self._users.pop(user_key(user_id), set())
-            for family in families:
-                del self._records[family]
-            return len(families)
+            texts = [
+                (family, entry.text)
+                for family in self._users.get(user_key(user_id), ())
+                if (entry := self._entries[family]).live
+                and entry.until > now
+                and entry.namespace in namespaces
+            ]
+        found = [(family, parse_record(text, family)) for family, text in texts]
+        return [(family, record) for family, record in found if record is not None]
 
     # -- coroutine forms (no I/O: they call the blocking forms) ----------------------
 
-    async def aload(self, family: str, now: float) -> SessionRecord | None:
+    async def aload(self, ref: FamilyRef, now: float) -> Stored | None:
         """Coroutine form of :meth:`load`."""
-        return self.load(family, now)
+        return self.load(ref, now)
 
-    async def asave(self, family: str, record: SessionRecord, now: float) -> None:
+    async def asave(
+        self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
+    ) -> bool:
         """Coroutine form of :meth:`save`."""
-        self.save(family, record, now)
+        return self.save(ref, expected, stored, until, now)
 
-    async def adelete(self, family: str) -> None:
-        """Coroutine form of :meth:`delete`."""
-        self.delete(family)
+    async def arevoke_user(self, user_id: UserId, namespaces: tuple[str, ...], now: float) -> int:
+        """Coroutine form of :meth:`revoke_user`."""
+        return self.revoke_user(user_id, namespaces, now)
 
-    async def adelete_user(self, user_id: str | int) -> int:
-        """Coroutine form of :meth:`delete_user`."""
-        return self.delete_user(user_id)
+    async def afamilies_of(
+        self, user_id: UserId, namespaces: tuple[str, ...], now: float
+    ) -> list[tuple[str, Record]]:
+        """Coroutine form of :meth:`families_of`."""
+        return self.families_of(user_id, namespaces, now)
 
     # -- internals (the caller holds the lock) ---------------------------------------
 
+    def _live(self, ref: FamilyRef, now: float) -> _Entry | None:
+        entry = self._entries.get(ref.family)
+        if entry is None or entry.namespace not in ref.namespaces:
+            return None
+        if entry.until <= now:
+            self._forget(ref.family)
+            return None
+        return entry
+
     def _forget(self, family: str) -> None:
-        entry = self._records.pop(family, None)
-        if entry is None or entry[2] is None:
+        entry = self._entries.pop(family, None)
+        if entry is None or entry.user is None:
             return
-        families = self._users.get(entry[2])
+        families = self._users.get(entry.user)
         if families is not None:
             families.discard(family)
             if not families:
-                del self._users[entry[2]]
+                del self._users[entry.user]
 
     def _sweep(self, now: float) -> None:
         self._saves_since_sweep = 0
-        expired = [f for f, (_, expires_at, _) in self._records.items() if expires_at <= now]
-        for family in expired:
+        for family in [f for f, entry in self._entries.items() if entry.until <= now]:
             self._forget(family)

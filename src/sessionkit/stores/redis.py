@@ -1,182 +1,322 @@
-"""A store in Redis: any number of machines share it.
+"""A store in Redis: any number of machines share it, on one server, Sentinel or Cluster.
 
-Keys (``prefix`` defaults to ``sessionkit:``):
+Keys (``P`` is ``prefix`` + a namespace + ``:``; the namespace is derived per application
+from its key ring, see :class:`~sessionkit.families.FamilyRef`):
 
-``{prefix}f:{family}``
-    the record, as :meth:`SessionRecord.dumps` text;
-``{prefix}o:{family}``
-    the user index key of the family's user (absent for an anonymous session), so a
-    save that rebinds the family can unlink it from the old user;
-``{prefix}u:{userkey}``
-    a set of the families bound to the user whose index key is ``userkey`` (the JSON
-    text of the user id, so ``1`` and ``"1"`` differ).
+``P{u:<user>}``
+    a hash of every family of one user: family id -> stored text (record or tombstone);
+``P{u:<user>}:l``
+    a sorted set of that user's live families, scored by when each may be forgotten (ms):
+    the authority for "is this family alive". A family missing here is logged out,
+    whatever the hash still holds, so an evicted or lost key can only log people out,
+    never keep them in;
+``P{u:<user>}:t``
+    the same for tombstones of ended families;
+``P{a:<family>}``
+    the stored text of an anonymous family (a string with a time to live).
 
-Family and owner keys expire with the record: ``PX`` of ``expires_at - now`` at save,
-so the time to live is measured on the caller's clock, whatever the server's clock says
-(machines whose clocks disagree with the Redis host lose no sessions early). A user's set
-expires with the longest-lived of its families. Saves, deletes and ``delete_user`` each
-run as one Lua script, so every call is atomic on the server.
+``<user>`` is a hash of the user id (22 base64url characters), so key names carry no
+user data and have a bounded length. Every key of one user (or of one anonymous family)
+shares one hash tag, so all of them sit in one Cluster slot and every operation is one
+Lua script over keys it receives in ``KEYS``: one round trip, atomic, on every topology.
+Times to live are measured on the caller's clock, whatever the server's clock says.
 
-The blocking forms use redis-py's client; the coroutine forms use ``redis.asyncio``,
-one client per running event loop (an asyncio connection belongs to the loop that made
-it). That client is closed when its loop shuts down (``asyncio.run`` and servers such as
-uvicorn do that), or earlier by :meth:`RedisStore.aclose`.
+Loads and saves look in every namespace of the key ring and write in the newest, so
+after a key rotation records move to the new namespace as they are written.
+:meth:`RedisStore.revoke_user` unlinks a user's keys: one command whatever the number of
+sessions (Redis frees large values in a background thread).
+
+**Replication.** Redis replicates asynchronously: a revocation acknowledged by the master
+alone can be lost in a failover, and the revoked cookie would work again. So after every
+revocation (a logout, a replayed id, ``revoke_user``) the store sends ``WAIT`` on the same
+connection, in the same round trip, for ``replicas`` replicas (by default, one when the
+server has any) for at most ``replica_timeout`` seconds. When no replica acknowledges in
+time the revocation still stands on the master and a warning is logged: a failover in
+that window could undo it. Cluster clients do not support ``WAIT`` this way; there, use
+replicas with ``min-replicas-to-write``.
+
+The blocking forms use a redis-py client with a blocking pool of ``max_connections``
+(a request waits up to ``socket_timeout`` for a free connection instead of failing); the
+coroutine forms use ``redis.asyncio``, one client per running event loop, closed when its
+loop shuts down or by :meth:`RedisStore.aclose`. Or pass your own clients (``client=``,
+``async_client=``): plain, Sentinel (``Sentinel.master_for``) or Cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import math
 import threading
+import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError
-from ._util import parse_record, ttl_ms, user_key
-from .base import SessionRecord, StoreUnavailable
+from ..families import FamilyRef, Record, Stored
+from ..session import UserId
+from ._util import LOGGER, parse, parse_record, user_key
+from .base import StoreUnavailable
 
 try:
     import redis as redis_py
     import redis.asyncio as redis_asyncio
     from redis.asyncio.retry import Retry as AsyncRetry
     from redis.backoff import NoBackoff
-    from redis.commands.core import AsyncScript, Script
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised in a test with redis hidden
     raise ImportError(
         "sessionkit.stores.redis needs redis-py (redis>=5), which is not installed: "
-        "pip install sessionkit[redis]"
+        'pip install "sessionkit-secure[redis]"'
     ) from exc
 
-__all__ = ["RedisStore"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "RedisStore"]
 
 _T = TypeVar("_T")
 
-# KEYS: record key, owner key
-# ARGV: record text, time to live (ms), user index key ("" for none), family, prefix
-_SAVE = """
-local ttl = tonumber(ARGV[2])
-local user = ARGV[3]
-local old = redis.call('GET', KEYS[2])
-if old and (old ~= user or ttl <= 0) then
-  redis.call('SREM', ARGV[5] .. 'u:' .. old, ARGV[4])
+#: Connections per pool (per process, and per event loop for the asyncio client).
+DEFAULT_MAX_CONNECTIONS = 64
+#: Seconds between two looks at how many replicas the server has (``replicas=None``).
+_REPLICA_CHECK_EVERY = 30.0
+#: Expired families forgotten per save, so a user's keys never grow without bound.
+_TRIM = 16
+_ERRORS = (RedisError, RedisClusterException, OSError)
+
+# KEYS: per namespace, newest first: hash, live set, tombstone set (user); or the string
+# (anonymous). ARGV: family, now (ms), 'u' or 'a'.
+_LOAD = """
+local fam, now = ARGV[1], tonumber(ARGV[2])
+if ARGV[3] == 'u' then
+  for i = 1, #KEYS, 3 do
+    local s = redis.call('ZSCORE', KEYS[i+1], fam) or redis.call('ZSCORE', KEYS[i+2], fam)
+    if s and tonumber(s) > now then
+      local v = redis.call('HGET', KEYS[i], fam)
+      if v then return v end
+    end
+  end
+else
+  for i = 1, #KEYS do
+    local v = redis.call('GET', KEYS[i])
+    if v then return v end
+  end
 end
-if ttl <= 0 then
-  redis.call('DEL', KEYS[1], KEYS[2])
+return false
+"""
+
+# KEYS as for _LOAD. ARGV: family, now (ms), 'u' or 'a', expected version ('' for none),
+# text, until (ms), '1' live or '0' tombstone.
+_SAVE = """
+local fam, now, user = ARGV[1], tonumber(ARGV[2]), ARGV[3] == 'u'
+local expected, text, untl, live = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1'
+local step = user and 3 or 1
+local cur = nil
+for i = 1, #KEYS, step do
+  if user then
+    local s = redis.call('ZSCORE', KEYS[i+1], fam) or redis.call('ZSCORE', KEYS[i+2], fam)
+    if s and tonumber(s) > now then cur = redis.call('HGET', KEYS[i], fam) end
+  else
+    cur = redis.call('GET', KEYS[i])
+  end
+  if cur then break end
+end
+if expected == '' then
+  if cur then return 0 end
+elseif not cur or string.match(cur, '^%[(%d+),') ~= expected then
   return 0
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
-if user == '' then
-  redis.call('DEL', KEYS[2])
+for i = 1, #KEYS, step do
+  if user then
+    redis.call('HDEL', KEYS[i], fam)
+    redis.call('ZREM', KEYS[i+1], fam)
+    redis.call('ZREM', KEYS[i+2], fam)
+  else
+    redis.call('DEL', KEYS[i])
+  end
+end
+if untl <= now then return 1 end
+if not user then
+  redis.call('SET', KEYS[1], text, 'PX', math.ceil(untl - now))
   return 1
 end
-redis.call('SET', KEYS[2], user, 'PX', ttl)
-local index = ARGV[5] .. 'u:' .. user
-redis.call('SADD', index, ARGV[4])
-if redis.call('PTTL', index) < ttl then
-  redis.call('PEXPIRE', index, ttl)
-end
--- drop a few members whose records have expired, so the set stays small
-for _, family in ipairs(redis.call('SRANDMEMBER', index, 3)) do
-  if redis.call('GET', ARGV[5] .. 'o:' .. family) ~= user then
-    redis.call('SREM', index, family)
+redis.call('HSET', KEYS[1], fam, text)
+redis.call('ZADD', live and KEYS[2] or KEYS[3], untl, fam)
+local last = untl
+for j = 2, 3 do
+  local old = redis.call('ZRANGEBYSCORE', KEYS[j], '-inf', now, 'LIMIT', 0, TRIM)
+  if #old > 0 then
+    redis.call('HDEL', KEYS[1], unpack(old))
+    redis.call('ZREM', KEYS[j], unpack(old))
   end
+  local top = redis.call('ZRANGE', KEYS[j], -1, -1, 'WITHSCORES')
+  if top[2] and tonumber(top[2]) > last then last = tonumber(top[2]) end
 end
+for j = 1, 3 do redis.call('PEXPIRE', KEYS[j], math.ceil(last - now)) end
 return 1
-"""
+""".replace("TRIM", str(_TRIM))
 
-# KEYS: record key, owner key; ARGV: family, prefix
-_DELETE = """
-local owner = redis.call('GET', KEYS[2])
-if owner then
-  redis.call('SREM', ARGV[2] .. 'u:' .. owner, ARGV[1])
-end
-return redis.call('DEL', KEYS[1], KEYS[2])
-"""
-
-# KEYS: user index key; ARGV: user index key text, prefix
-_DELETE_USER = """
+# KEYS: per namespace: hash, live set, tombstone set. ARGV: now (ms).
+_REVOKE_USER = """
 local n = 0
-for _, family in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local owner = ARGV[2] .. 'o:' .. family
-  if redis.call('GET', owner) == ARGV[1] then
-    redis.call('DEL', ARGV[2] .. 'f:' .. family, owner)
-    n = n + 1
-  end
+for i = 1, #KEYS, 3 do
+  n = n + redis.call('ZCOUNT', KEYS[i+1], '(' .. ARGV[1], '+inf')
+  redis.call('UNLINK', KEYS[i], KEYS[i+1], KEYS[i+2])
 end
-redis.call('DEL', KEYS[1])
 return n
 """
+
+# KEYS: per namespace: hash, live set, tombstone set. ARGV: now (ms).
+# Returns family, text, family, text, ...
+_FAMILIES = """
+local out = {}
+for i = 1, #KEYS, 3 do
+  local fams = redis.call('ZRANGEBYSCORE', KEYS[i+1], '(' .. ARGV[1], '+inf')
+  for j = 1, #fams, 500 do
+    local chunk = {unpack(fams, j, math.min(j + 499, #fams))}
+    local vals = redis.call('HMGET', KEYS[i], unpack(chunk))
+    for k, f in ipairs(chunk) do
+      if vals[k] then
+        out[#out + 1] = f
+        out[#out + 1] = vals[k]
+      end
+    end
+  end
+end
+return out
+"""
+
+
+def _user_tag(user_id: UserId) -> str:
+    digest = hashlib.sha256(user_key(user_id).encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _ms(seconds: float) -> int:
+    return math.ceil(seconds * 1000)
+
+
+@dataclass(eq=False)
+class _Scripts:
+    """The scripts registered on one client (sync or async)."""
+
+    load: Any
+    save: Any
+    revoke_user: Any
+    families: Any
+
+    @classmethod
+    def on(cls, client: Any) -> _Scripts:
+        return cls(
+            client.register_script(_LOAD),
+            client.register_script(_SAVE),
+            client.register_script(_REVOKE_USER),
+            client.register_script(_FAMILIES),
+        )
 
 
 @dataclass(eq=False)
 class _LoopClient:
     """The asyncio client of one event loop and its scripts."""
 
-    client: redis_asyncio.Redis
-    save: AsyncScript
-    delete: AsyncScript
-    delete_user: AsyncScript
+    client: Any
+    scripts: _Scripts
     keeper: AsyncGenerator[None, None] | None = field(default=None)
 
 
 class RedisStore:
-    """Keep session records in the Redis server at ``url``.
+    """Keep session families in Redis.
 
-    ``prefix`` starts every key, so several applications can share one database.
-    ``socket_timeout`` (seconds) bounds each connect, read and write: when the server
-    does not answer, a call raises :class:`StoreUnavailable` within about that time.
-    Connections are re-made as needed, so once the server is back the next call works.
+    Give ``url`` (``redis://[[user]:password@]host:port/db``, ``rediss://...``,
+    ``unix:///path``), or your own ``client`` (blocking, for WSGI) and/or
+    ``async_client`` (``redis.asyncio``, for ASGI) — plain, Sentinel or Cluster. With
+    only ``client``, the coroutine forms run it in a worker thread; with only
+    ``async_client``, the blocking forms are not available.
 
-    :meth:`close` closes the blocking client's connections; each event loop's client is
-    closed when that loop shuts down, or by ``await store.aclose()`` (say, at lifespan
-    shutdown).
+    ``prefix`` starts every key. ``socket_timeout`` (seconds) bounds each connect, read,
+    write and wait for a free pooled connection: when the server does not answer, a
+    call raises :class:`StoreUnavailable` within about that time, and once it is back
+    the next call works. ``replicas``: how many replicas must acknowledge a revocation
+    (None: one when the server has any), waited for at most ``replica_timeout``.
+    Passwords never appear in messages or ``repr``.
     """
 
     def __init__(
         self,
-        url: str = "redis://127.0.0.1:6379/0",
+        url: str | None = None,
         *,
+        client: Any = None,
+        async_client: Any = None,
         prefix: str = "sessionkit:",
         socket_timeout: float = 1.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        replicas: int | None = None,
+        replica_timeout: float = 0.1,
     ) -> None:
         if not socket_timeout > 0:
             raise ConfigurationError(
                 f"RedisStore socket_timeout must be a positive number of seconds, "
                 f"not {socket_timeout!r}"
             )
+        if type(max_connections) is not int or max_connections < 1:
+            raise ConfigurationError(
+                f"RedisStore max_connections must be a positive whole number, "
+                f"not {max_connections!r}"
+            )
+        if replicas is not None and (type(replicas) is not int or replicas < 0):
+            raise ConfigurationError(f"RedisStore replicas must be None or 0 or more: {replicas!r}")
+        if not replica_timeout > 0:
+            raise ConfigurationError(
+                f"RedisStore replica_timeout must be positive seconds, not {replica_timeout!r}"
+            )
+        if (url is None) == (client is None and async_client is None):
+            raise ConfigurationError(
+                "RedisStore needs either url= or your own client= / async_client=, not both"
+            )
         self._url = url
         self._prefix = prefix
         self._timeout = socket_timeout
-        self._where = _redact(url)
-        try:
-            self._client = redis_py.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
-                # One immediate retry on a broken connection (a pooled socket the server
-                # closed while it restarted); none on a timeout, so a call never waits
-                # much more than socket_timeout.
-                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-                decode_responses=True,
-            )
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"RedisStore url {self._where!r} is not usable: {exc}; use "
-                "redis://host:port/db, rediss://host:port/db or unix:///path/to/socket"
-            ) from exc
-        self._save: Script = self._client.register_script(_SAVE)
-        self._delete: Script = self._client.register_script(_DELETE)
-        self._delete_user: Script = self._client.register_script(_DELETE_USER)
+        self._max_connections = max_connections
+        self._replicas = replicas
+        self._replica_timeout = replica_timeout
+        self._where, self._secret = _redact(url) if url is not None else ("your client", None)
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
         )
         self._loops_lock = threading.Lock()
+        self._known_replicas: tuple[float, int] = (-math.inf, 0)
+        self._policy_checked = False
+        self._async_given = async_client
+        if url is not None:
+            try:
+                pool = redis_py.BlockingConnectionPool.from_url(
+                    url,
+                    max_connections=max_connections,
+                    timeout=socket_timeout,
+                    socket_timeout=socket_timeout,
+                    socket_connect_timeout=socket_timeout,
+                    # One immediate retry on a broken connection (a pooled socket the
+                    # server closed while it restarted); none on a timeout, so a call
+                    # never waits much more than socket_timeout.
+                    retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                )
+                client = redis_py.Redis(connection_pool=pool)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"RedisStore url {self._where!r} is not usable: {self._hide(exc)}; use "
+                    "redis://host:port/db, rediss://host:port/db or unix:///path/to/socket"
+                ) from None
+        self._client = client
+        self._scripts = None if client is None else _Scripts.on(client)
+        self._cluster = client is not None and _is_cluster(client)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._where!r}, prefix={self._prefix!r})"
 
     @property
     def prefix(self) -> str:
@@ -185,7 +325,8 @@ class RedisStore:
 
     def close(self) -> None:
         """Close the blocking client's connections (a later call opens new ones)."""
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
 
     async def aclose(self) -> None:
         """Close the running event loop's client now rather than at loop shutdown."""
@@ -196,94 +337,204 @@ class RedisStore:
 
     # -- keys ------------------------------------------------------------------------
 
-    def _record_key(self, family: str) -> str:
-        return f"{self._prefix}f:{family}"
+    def _keys(self, ref: FamilyRef) -> tuple[list[str], str]:
+        if ref.user_id is None:
+            return [f"{self._prefix}{ns}:{{a:{ref.family}}}" for ns in ref.namespaces], "a"
+        return self._user_keys(ref.user_id, ref.namespaces), "u"
 
-    def _owner_key(self, family: str) -> str:
-        return f"{self._prefix}o:{family}"
-
-    def _index_key(self, user: str) -> str:
-        return f"{self._prefix}u:{user}"
+    def _user_keys(self, user_id: UserId, namespaces: Sequence[str]) -> list[str]:
+        tag = _user_tag(user_id)
+        keys = []
+        for ns in namespaces:
+            base = f"{self._prefix}{ns}:{{u:{tag}}}"
+            keys += [base, f"{base}:l", f"{base}:t"]
+        return keys
 
     def _save_args(
-        self, family: str, record: SessionRecord, now: float
-    ) -> tuple[list[str], list[str | int]]:
-        user = "" if record.user_id is None else user_key(record.user_id)
-        ttl = ttl_ms(record.expires_at, now)
-        keys = [self._record_key(family), self._owner_key(family)]
-        return keys, [record.dumps(), ttl, user, family, self._prefix]
-
-    def _loaded(self, family: str, text: object, now: float) -> SessionRecord | None:
-        if not isinstance(text, str):
-            return None
-        record = parse_record(text, family)
-        if record is None or record.expires_at <= now:
-            return None
-        return record
+        self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
+    ) -> tuple[list[str], list[Any]]:
+        keys, kind = self._keys(ref)
+        live = "1" if isinstance(stored, Record) else "0"
+        expect = "" if expected is None else str(expected)
+        return keys, [ref.family, _ms(now), kind, expect, stored.dumps(), _ms(until), live]
 
     # -- blocking forms --------------------------------------------------------------
 
-    def load(self, family: str, now: float) -> SessionRecord | None:
-        """Return the live record of ``family``, or None."""
-        text = self._call(lambda: self._client.get(self._record_key(family)))
-        return self._loaded(family, text, now)
+    def load(self, ref: FamilyRef, now: float) -> Stored | None:
+        """Return the stored state of ``ref``'s family, or None."""
+        scripts = self._sync()
+        keys, kind = self._keys(ref)
+        text = self._call(lambda: scripts.load(keys, [ref.family, _ms(now), kind]))
+        return None if text is None else parse(text, ref.family)
 
-    def save(self, family: str, record: SessionRecord, now: float) -> None:
-        """Create or replace the record of ``family``; an already expired one is dropped."""
-        keys, args = self._save_args(family, record, now)
-        self._call(lambda: self._save(keys, args))
+    def save(
+        self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
+    ) -> bool:
+        """Write ``stored`` if the family's version is ``expected`` (None: nothing live)."""
+        scripts = self._sync()
+        keys, args = self._save_args(ref, expected, stored, until, now)
+        if isinstance(stored, Record):
+            return bool(self._call(lambda: scripts.save(keys, args)))
+        return bool(self._replicated(lambda client: scripts.save(keys, args, client=client)))
 
-    def delete(self, family: str) -> None:
-        """Forget ``family``; a missing family is not an error."""
-        keys = [self._record_key(family), self._owner_key(family)]
-        self._call(lambda: self._delete(keys, [family, self._prefix]))
+    def revoke_user(self, user_id: UserId, namespaces: tuple[str, ...], now: float) -> int:
+        """End every family bound to ``user_id``; return how many were live."""
+        scripts = self._sync()
+        keys = self._user_keys(user_id, namespaces)
+        return int(self._replicated(lambda client: scripts.revoke_user(keys, [_ms(now)], client)))
 
-    def delete_user(self, user_id: str | int) -> int:
-        """Forget every family bound to ``user_id``; return how many there were."""
-        user = user_key(user_id)
-        keys = [self._index_key(user)]
-        return int(self._call(lambda: self._delete_user(keys, [user, self._prefix])))
+    def families_of(
+        self, user_id: UserId, namespaces: tuple[str, ...], now: float
+    ) -> list[tuple[str, Record]]:
+        """The live families bound to ``user_id``, with their records."""
+        scripts = self._sync()
+        keys = self._user_keys(user_id, namespaces)
+        flat = self._call(lambda: scripts.families(keys, [_ms(now)]))
+        return _records(flat)
 
     # -- coroutine forms -------------------------------------------------------------
 
-    async def aload(self, family: str, now: float) -> SessionRecord | None:
+    async def aload(self, ref: FamilyRef, now: float) -> Stored | None:
         """Coroutine form of :meth:`load`."""
-        loop_client = await self._loop_client()
-        text = await self._acall(lambda: loop_client.client.get(self._record_key(family)))
-        return self._loaded(family, text, now)
+        if self._async_missing():
+            return await asyncio.to_thread(self.load, ref, now)
+        entry = await self._loop_client()
+        keys, kind = self._keys(ref)
+        text = await self._acall(lambda: entry.scripts.load(keys, [ref.family, _ms(now), kind]))
+        return None if text is None else parse(text, ref.family)
 
-    async def asave(self, family: str, record: SessionRecord, now: float) -> None:
+    async def asave(
+        self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
+    ) -> bool:
         """Coroutine form of :meth:`save`."""
-        keys, args = self._save_args(family, record, now)
-        loop_client = await self._loop_client()
-        await self._acall(lambda: loop_client.save(keys, args))
+        if self._async_missing():
+            return await asyncio.to_thread(self.save, ref, expected, stored, until, now)
+        entry = await self._loop_client()
+        keys, args = self._save_args(ref, expected, stored, until, now)
+        if isinstance(stored, Record):
+            return bool(await self._acall(lambda: entry.scripts.save(keys, args)))
+        saved = await self._areplicated(entry, lambda c: entry.scripts.save(keys, args, client=c))
+        return bool(saved)
 
-    async def adelete(self, family: str) -> None:
-        """Coroutine form of :meth:`delete`."""
-        keys = [self._record_key(family), self._owner_key(family)]
-        loop_client = await self._loop_client()
-        await self._acall(lambda: loop_client.delete(keys, [family, self._prefix]))
+    async def arevoke_user(self, user_id: UserId, namespaces: tuple[str, ...], now: float) -> int:
+        """Coroutine form of :meth:`revoke_user`."""
+        if self._async_missing():
+            return await asyncio.to_thread(self.revoke_user, user_id, namespaces, now)
+        entry = await self._loop_client()
+        keys = self._user_keys(user_id, namespaces)
+        ended = await self._areplicated(
+            entry, lambda c: entry.scripts.revoke_user(keys, [_ms(now)], c)
+        )
+        return int(ended)
 
-    async def adelete_user(self, user_id: str | int) -> int:
-        """Coroutine form of :meth:`delete_user`."""
-        user = user_key(user_id)
-        keys = [self._index_key(user)]
-        loop_client = await self._loop_client()
-        return int(await self._acall(lambda: loop_client.delete_user(keys, [user, self._prefix])))
+    async def afamilies_of(
+        self, user_id: UserId, namespaces: tuple[str, ...], now: float
+    ) -> list[tuple[str, Record]]:
+        """Coroutine form of :meth:`families_of`."""
+        if self._async_missing():
+            return await asyncio.to_thread(self.families_of, user_id, namespaces, now)
+        entry = await self._loop_client()
+        keys = self._user_keys(user_id, namespaces)
+        return _records(await self._acall(lambda: entry.scripts.families(keys, [_ms(now)])))
+
+    # -- replication -----------------------------------------------------------------
+
+    def _replicas_wanted(self, count: Callable[[], int]) -> int:
+        if self._replicas is not None or self._cluster:
+            return 0 if self._cluster else self._replicas or 0
+        checked_at, known = self._known_replicas
+        if time.monotonic() - checked_at > _REPLICA_CHECK_EVERY:
+            known = min(1, count())
+            self._known_replicas = (time.monotonic(), known)
+        return known
+
+    def _replicated(self, op: Callable[[Any], Any]) -> Any:
+        """Run a revoking script, then WAIT for replicas on the same connection."""
+        client = self._client
+
+        def count() -> int:
+            return int(self._call(lambda: client.info("replication")).get("connected_slaves", 0))
+
+        wanted = self._replicas_wanted(count)
+        if not wanted:
+            return self._call(lambda: op(None))
+
+        def both() -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            op(pipe)
+            pipe.execute_command("WAIT", wanted, _ms(self._replica_timeout))
+            return list(pipe.execute())
+
+        result, acks = self._call(both)
+        self._check_acks(int(acks), wanted)
+        return result
+
+    async def _areplicated(self, entry: _LoopClient, op: Callable[[Any], Awaitable[Any]]) -> Any:
+        client = entry.client
+        if self._replicas is None and not self._cluster:
+            checked_at, _ = self._known_replicas
+            if time.monotonic() - checked_at > _REPLICA_CHECK_EVERY:
+                info = await self._acall(lambda: client.info("replication"))
+                self._known_replicas = (
+                    time.monotonic(),
+                    min(1, int(info.get("connected_slaves", 0))),
+                )
+        wanted = self._replicas_wanted(lambda: self._known_replicas[1])
+        if not wanted:
+            return await self._acall(lambda: op(None))
+
+        async def both() -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            await op(pipe)
+            pipe.execute_command("WAIT", wanted, _ms(self._replica_timeout))
+            return list(await pipe.execute())
+
+        result, acks = await self._acall(both)
+        self._check_acks(int(acks), wanted)
+        return result
+
+    def _check_acks(self, acks: int, wanted: int) -> None:
+        if acks < wanted:
+            LOGGER.warning(
+                "a session revocation was acknowledged by %d of %d replicas within %.3fs: "
+                "it stands on the master, but a failover now could undo it",
+                acks,
+                wanted,
+                self._replica_timeout,
+            )
 
     # -- internals -------------------------------------------------------------------
+
+    def _sync(self) -> _Scripts:
+        if self._scripts is None:
+            raise ConfigurationError(
+                "this RedisStore was given only async_client=, so it serves ASGI apps only: "
+                "pass client= too for WSGI (Flask, Django under WSGI)"
+            )
+        if not self._policy_checked:
+            self._policy_checked = True
+            with contextlib.suppress(*_ERRORS):
+                _report_policy(self._client.config_get("maxmemory-policy"))
+        return self._scripts
+
+    def _async_missing(self) -> bool:
+        return self._url is None and self._async_given is None
+
+    def _hide(self, exc: BaseException) -> str:
+        text = str(exc)
+        return text.replace(self._secret, "***") if self._secret else text
 
     def _call(self, op: Callable[[], _T]) -> _T:
         try:
             return op()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis store at {self._where}: {exc}") from exc
+        except _ERRORS as exc:
+            raise StoreUnavailable(f"Redis store at {self._where}: {self._hide(exc)}") from None
 
     async def _acall(self, op: Callable[[], Awaitable[_T]]) -> _T:
         try:
             return await op()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis store at {self._where}: {exc}") from exc
+        except _ERRORS as exc:
+            raise StoreUnavailable(f"Redis store at {self._where}: {self._hide(exc)}") from None
 
     async def _loop_client(self) -> _LoopClient:
         loop = asyncio.get_running_loop()
@@ -291,24 +542,32 @@ class RedisStore:
             entry = self._loops.get(loop)
             if entry is not None:
                 return entry
-            client = redis_asyncio.Redis.from_url(
-                self._url,
-                socket_timeout=self._timeout,
-                socket_connect_timeout=self._timeout,
-                retry=AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-                decode_responses=True,
-            )
-            entry = _LoopClient(
-                client,
-                client.register_script(_SAVE),
-                client.register_script(_DELETE),
-                client.register_script(_DELETE_USER),
-            )
-            self._loops[loop] = entry
-        # A started async generator is closed by the loop's shutdown_asyncgens() while the
-        # loop still runs: that is where the client closes its connections.
-        entry.keeper = self._keeper(loop, entry)
-        await entry.keeper.asend(None)
+            if self._async_given is not None:
+                entry = _LoopClient(self._async_given, _Scripts.on(self._async_given))
+                self._loops[loop] = entry
+                check = True
+            else:
+                pool = redis_asyncio.BlockingConnectionPool.from_url(
+                    str(self._url),
+                    max_connections=self._max_connections,
+                    timeout=self._timeout,
+                    socket_timeout=self._timeout,
+                    socket_connect_timeout=self._timeout,
+                    retry=AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                )
+                client = redis_asyncio.Redis(connection_pool=pool)
+                entry = _LoopClient(client, _Scripts.on(client))
+                self._loops[loop] = entry
+                check = not self._policy_checked
+        self._policy_checked = True
+        if check:
+            with contextlib.suppress(*_ERRORS):
+                _report_policy(await entry.client.config_get("maxmemory-policy"))
+        if self._async_given is None:
+            # A started async generator is closed by the loop's shutdown_asyncgens() while
+            # the loop still runs: that is where the client closes its connections.
+            entry.keeper = self._keeper(loop, entry)
+            await entry.keeper.asend(None)
         return entry
 
     async def _keeper(
@@ -320,20 +579,60 @@ class RedisStore:
             with self._loops_lock:
                 if self._loops.get(loop) is entry:
                     del self._loops[loop]
-            # aclose() arrived in redis-py 5.0.1; 5.0.0 spells it close().
-            close = getattr(entry.client, "aclose", None) or entry.client.close
-            with contextlib.suppress(RedisError, OSError):  # closing is best effort
-                await close()
+            with contextlib.suppress(*_ERRORS):  # closing is best effort
+                await entry.client.aclose()
 
 
-def _redact(url: str) -> str:
-    """``url`` without its password, for messages."""
+def _is_cluster(client: Any) -> bool:
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
+
+
+def _records(flat: Sequence[bytes] | None) -> list[tuple[str, Record]]:
+    items = list(flat or ())
+    out = []
+    for i in range(0, len(items), 2):
+        family = items[i].decode() if isinstance(items[i], bytes) else str(items[i])
+        record = parse_record(items[i + 1], family)
+        if record is not None:
+            out.append((family, record))
+    return out
+
+
+def _report_policy(answer: Any) -> None:
+    """Warn when Redis may evict session keys (users would be logged out early)."""
+    values = list(answer.values()) if isinstance(answer, dict) else []
+    policy = values[0] if values else None
+    if isinstance(policy, bytes):
+        policy = policy.decode()
+    if isinstance(policy, str) and policy != "noeviction" and not policy.startswith("volatile-"):
+        LOGGER.warning(
+            "Redis maxmemory-policy is %s: under memory pressure Redis may evict session "
+            "keys, which logs those users out (never in). Use noeviction or a volatile-* "
+            "policy, and give Redis the memory the sessions need",
+            policy,
+        )
+
+
+def _redact(url: str) -> tuple[str, str | None]:
+    """``url`` without its password (in the netloc or the query), and the password."""
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rsplit("@", 1)[1]
-        user = f"{parts.username}:***@" if parts.username else ":***@"
-        return urlunsplit(parts._replace(netloc=user + netloc))
     except ValueError:
-        return "<unparsable url>"
+        return "<unparsable url>", None
+    secret = parts.password
+    netloc = parts.netloc
+    if secret is not None:
+        host = netloc.rsplit("@", 1)[1]
+        netloc = (f"{parts.username}:***@" if parts.username else ":***@") + host
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        for name, value in pairs:
+            if name.lower() == "password" and value:
+                secret = secret or value
+        query = urlencode(
+            [(n, "***" if n.lower() == "password" else v) for n, v in pairs], safe="*"
+        )
+    return urlunsplit(parts._replace(netloc=netloc, query=query)), secret

@@ -1,10 +1,17 @@
 """A store in one SQLite file: several worker processes on one machine share it.
 
+One row per session family: its namespace, the user it is bound to, its version, whether
+it is live or a tombstone, when it may be forgotten, and the stored text. Every write is
+one conditional statement (``UPDATE ... WHERE version = ?``, or an ``INSERT`` that only
+replaces an expired row), so it is atomic and nothing in flight can overwrite a newer
+state. The file is in WAL mode, so readers never wait for the writer, and is created
+readable by its owner only (0600).
+
 Each thread gets its own connection (SQLite connections must not be shared between
-threads); the file is in WAL mode, so readers never wait for the writer and writers wait
-for each other up to the busy timeout. Every operation is one SQL statement in
-autocommit mode, so each is atomic on its own. The coroutine forms run the blocking ones
-in a worker thread, so the event loop never waits on the disk or a lock.
+threads). The coroutine forms first run the statement on the event loop's thread with
+no busy wait, which costs tens of microseconds; only when another process holds the
+write lock does the call move to a worker thread that waits for it (a thread hop costs
+about a hundred microseconds, so it is paid only when waiting is needed anyway).
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from ..errors import ConfigurationError
-from ._util import parse_record, user_key
-from .base import SessionRecord, StoreUnavailable
+from ..families import FamilyRef, Record, Stored
+from ..session import UserId
+from ._util import parse, parse_record, user_key
+from .base import StoreUnavailable
 
 __all__ = ["SQLiteStore"]
 
@@ -29,8 +38,28 @@ _T = TypeVar("_T")
 
 #: Expired rows are purged after this many saves by one store object.
 _PURGE_EVERY = 256
+#: Rows deleted per statement by :meth:`SQLiteStore.revoke_user`, so no statement holds
+#: the write lock for long.
+_REVOKE_CHUNK = 1000
 #: Seconds between two attempts to set up a database another process is setting up.
 _INIT_RETRY_PAUSE = 0.02
+#: Permissions of a database file sessionkit creates: owner read and write only.
+FILE_MODE = 0o600
+
+_TABLE = "sessionkit_families"
+_SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS {_TABLE} ("
+    " family TEXT PRIMARY KEY NOT NULL,"
+    " namespace TEXT NOT NULL,"
+    " user_key TEXT,"
+    " version INTEGER NOT NULL,"
+    " live INTEGER NOT NULL,"
+    " until REAL NOT NULL,"
+    " stored BLOB NOT NULL)",
+    f"CREATE INDEX IF NOT EXISTS {_TABLE}_user ON {_TABLE} (user_key, namespace)",
+    f"CREATE INDEX IF NOT EXISTS {_TABLE}_until ON {_TABLE} (until)",
+)
+_PURGE = f"DELETE FROM {_TABLE} WHERE until <= ?"  # noqa: S608
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -38,25 +67,42 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in message or "busy" in message
 
 
-_TABLE = "sessionkit_sessions"
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
 
-_SCHEMA = (
-    f"CREATE TABLE IF NOT EXISTS {_TABLE} ("
-    " family TEXT PRIMARY KEY NOT NULL,"
-    " record TEXT NOT NULL,"
-    " user_key TEXT,"
-    " expires_at REAL NOT NULL)",
-    f"CREATE INDEX IF NOT EXISTS {_TABLE}_user_key ON {_TABLE} (user_key)",
-    f"CREATE INDEX IF NOT EXISTS {_TABLE}_expires_at ON {_TABLE} (expires_at)",
-)
-_LOAD = f"SELECT record FROM {_TABLE} WHERE family = ? AND expires_at > ?"  # noqa: S608
-_SAVE = (
-    f"INSERT OR REPLACE INTO {_TABLE} (family, record, user_key, expires_at)"  # noqa: S608
-    " VALUES (?, ?, ?, ?)"
-)
-_DELETE = f"DELETE FROM {_TABLE} WHERE family = ?"  # noqa: S608
-_DELETE_USER = f"DELETE FROM {_TABLE} WHERE user_key = ?"  # noqa: S608
-_PURGE = f"DELETE FROM {_TABLE} WHERE expires_at <= ?"  # noqa: S608
+
+class _Statements:
+    """The statements for one number of namespaces (the key ring's length)."""
+
+    __slots__ = ("create", "families", "load", "revoke", "revoke_count", "update")
+
+    def __init__(self, count: int) -> None:
+        ns = _marks(count)
+        t = _TABLE
+        self.load = f"SELECT stored FROM {t} WHERE family = ? AND namespace IN ({ns}) AND until > ?"  # noqa: S608
+        self.update = (
+            f"UPDATE {t} SET namespace = ?, user_key = ?, version = ?, live = ?, until = ?,"  # noqa: S608
+            f" stored = ? WHERE family = ? AND namespace IN ({ns}) AND version = ? AND until > ?"
+        )
+        self.create = (
+            f"INSERT INTO {t} (family, namespace, user_key, version, live, until, stored)"  # noqa: S608
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (family) DO UPDATE SET"
+            " namespace = excluded.namespace, user_key = excluded.user_key,"
+            " version = excluded.version, live = excluded.live, until = excluded.until,"
+            f" stored = excluded.stored WHERE {t}.until <= ?"
+        )
+        self.families = (
+            f"SELECT family, stored FROM {t} WHERE user_key = ? AND namespace IN ({ns})"  # noqa: S608
+            " AND live = 1 AND until > ?"
+        )
+        self.revoke_count = (
+            f"SELECT count(*) FROM {t} WHERE user_key = ? AND namespace IN ({ns})"  # noqa: S608
+            " AND live = 1 AND until > ?"
+        )
+        self.revoke = (
+            f"DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE user_key = ?"  # noqa: S608
+            f" AND namespace IN ({ns}) LIMIT {_REVOKE_CHUNK})"
+        )
 
 
 class _Connection:
@@ -75,11 +121,12 @@ class _Connection:
 
 
 class SQLiteStore:
-    """Keep session records in the SQLite database at ``path``.
+    """Keep session families in the SQLite database at ``path``.
 
-    ``path`` must be in an existing directory; the table (``sessionkit_sessions``) and
-    its indexes are created if missing. ``timeout`` is how long (seconds) a call waits
-    for another process's write lock before giving up with :class:`StoreUnavailable`.
+    ``path`` must be in an existing directory; a new file is created with mode 0600, and
+    the table (``sessionkit_families``) and its indexes are created if missing.
+    ``timeout`` is how long (seconds) a call waits for another process's write lock
+    before giving up with :class:`StoreUnavailable`.
 
     Call :meth:`close` from a thread to close that thread's connection early; other
     threads' connections close when those threads end.
@@ -100,17 +147,23 @@ class SQLiteStore:
                 f"SQLiteStore path {text!r}: the directory {str(directory)!r} does not exist; "
                 "create it first (mkdir -p) or choose a path in an existing directory"
             )
+        if not timeout > 0:
+            raise ConfigurationError(
+                f"SQLiteStore timeout must be a positive number of seconds, not {timeout!r}"
+            )
         self._timeout = timeout
         self._local = threading.local()
+        self._statements: dict[int, _Statements] = {}
         self._purge_lock = threading.Lock()
         self._saves_since_purge = 0
+        self._create_private(text)
         # Worker processes often start together: switching to WAL and creating the schema
         # can meet another process's lock without SQLite's busy handler waiting for it,
         # so a busy database is retried until the timeout.
         deadline = time.monotonic() + timeout
         while True:
             try:
-                conn = self._connection()
+                conn = self._connection(wait=True)
                 conn.execute("PRAGMA journal_mode=WAL")
                 for statement in _SCHEMA:
                     conn.execute(statement)
@@ -122,6 +175,21 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 self._refuse(text, exc)
             return
+
+    @staticmethod
+    def _create_private(text: str) -> None:
+        """Create the file with mode 0600 if it does not exist (SQLite gives its WAL and
+        shared-memory files the same mode)."""
+        try:
+            fd = os.open(text, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
+        except FileExistsError:
+            return
+        except OSError as exc:
+            raise ConfigurationError(
+                f"SQLiteStore cannot create {text!r}: {exc.strerror}; check that this process "
+                "may write to its directory"
+            ) from exc
+        os.close(fd)
 
     def _refuse(self, text: str, exc: sqlite3.Error) -> NoReturn:
         self.close()
@@ -136,91 +204,163 @@ class SQLiteStore:
         return self._path
 
     def close(self) -> None:
-        """Close the calling thread's connection (another call opens a new one)."""
-        holder: _Connection | None = getattr(self._local, "holder", None)
-        if holder is not None:
-            del self._local.holder
-            holder.conn.close()
+        """Close the calling thread's connections (another call opens new ones)."""
+        for name in ("waiting", "eager"):
+            holder: _Connection | None = getattr(self._local, name, None)
+            if holder is not None:
+                delattr(self._local, name)
+                holder.conn.close()
+
+    # -- the operations, on a given connection ---------------------------------------
+
+    def _sql(self, count: int) -> _Statements:
+        statements = self._statements.get(count)
+        if statements is None:
+            statements = self._statements[count] = _Statements(count)
+        return statements
+
+    def _load(self, conn: sqlite3.Connection, ref: FamilyRef, now: float) -> Stored | None:
+        sql = self._sql(len(ref.namespaces)).load
+        # fetchall, not fetchone: it runs the statement to its end, so no read
+        # transaction stays open on this connection.
+        rows = conn.execute(sql, (ref.family, *ref.namespaces, now)).fetchall()
+        return parse(rows[0][0], ref.family) if rows else None
+
+    def _save(
+        self,
+        conn: sqlite3.Connection,
+        ref: FamilyRef,
+        expected: int | None,
+        stored: Stored,
+        until: float,
+        now: float,
+    ) -> bool:
+        sql = self._sql(len(ref.namespaces))
+        user = None if ref.user_id is None else user_key(ref.user_id)
+        live = int(isinstance(stored, Record))
+        text = stored.dumps()
+        if expected is None:
+            values = (ref.family, ref.namespaces[0], user, stored.version, live, until, text, now)
+            return conn.execute(sql.create, values).rowcount == 1
+        args = (ref.namespaces[0], user, stored.version, live, until, text, ref.family)
+        where = (*ref.namespaces, expected, now)
+        return conn.execute(sql.update, args + where).rowcount == 1
+
+    def _revoke(
+        self, conn: sqlite3.Connection, user_id: UserId, namespaces: tuple[str, ...], now: float
+    ) -> int:
+        sql = self._sql(len(namespaces))
+        key = user_key(user_id)
+        (live,) = conn.execute(sql.revoke_count, (key, *namespaces, now)).fetchone()
+        while conn.execute(sql.revoke, (key, *namespaces)).rowcount:
+            pass
+        return int(live)
+
+    def _families(
+        self, conn: sqlite3.Connection, user_id: UserId, namespaces: tuple[str, ...], now: float
+    ) -> list[tuple[str, Record]]:
+        sql = self._sql(len(namespaces)).families
+        rows = conn.execute(sql, (user_key(user_id), *namespaces, now)).fetchall()
+        found = [(family, parse_record(text, family)) for family, text in rows]
+        return [(family, record) for family, record in found if record is not None]
 
     # -- blocking forms --------------------------------------------------------------
 
-    def load(self, family: str, now: float) -> SessionRecord | None:
-        """Return the live record of ``family``, or None."""
-        # fetchall, not fetchone: it runs the statement to its end, so no read
-        # transaction stays open on this connection.
-        rows = self._run(lambda conn: conn.execute(_LOAD, (family, now)).fetchall())
-        if not rows:
-            return None
-        record = parse_record(rows[0][0], family)
-        if record is None or record.expires_at <= now:
-            return None
-        return record
+    def load(self, ref: FamilyRef, now: float) -> Stored | None:
+        """Return the stored state of ``ref``'s family, or None."""
+        return self._run(lambda conn: self._load(conn, ref, now))
 
-    def save(self, family: str, record: SessionRecord, now: float) -> None:
-        """Create or replace the record of ``family``; an already expired one is dropped."""
-        if record.expires_at <= now:
-            self._run(lambda conn: conn.execute(_DELETE, (family,)))
-        else:
-            key = None if record.user_id is None else user_key(record.user_id)
-            values = (family, record.dumps(), key, record.expires_at)
-            self._run(lambda conn: conn.execute(_SAVE, values))
-        with self._purge_lock:
-            self._saves_since_purge += 1
-            purge = self._saves_since_purge >= _PURGE_EVERY
-            if purge:
-                self._saves_since_purge = 0
-        if purge:
-            self.purge(now)
+    def save(
+        self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
+    ) -> bool:
+        """Write ``stored`` if the family's version is ``expected`` (None: nothing live)."""
+        saved = self._run(lambda conn: self._save(conn, ref, expected, stored, until, now))
+        self._maybe_purge(now)
+        return saved
 
-    def delete(self, family: str) -> None:
-        """Forget ``family``; a missing family is not an error."""
-        self._run(lambda conn: conn.execute(_DELETE, (family,)))
+    def revoke_user(self, user_id: UserId, namespaces: tuple[str, ...], now: float) -> int:
+        """End every family bound to ``user_id``; return how many were live."""
+        return self._run(lambda conn: self._revoke(conn, user_id, namespaces, now))
 
-    def delete_user(self, user_id: str | int) -> int:
-        """Forget every family bound to ``user_id``; return how many there were."""
-        key = user_key(user_id)
-        return self._run(lambda conn: conn.execute(_DELETE_USER, (key,)).rowcount)
+    def families_of(
+        self, user_id: UserId, namespaces: tuple[str, ...], now: float
+    ) -> list[tuple[str, Record]]:
+        """The live families bound to ``user_id``, with their records."""
+        return self._run(lambda conn: self._families(conn, user_id, namespaces, now))
 
     def purge(self, now: float) -> int:
         """Delete the rows expired at ``now``; return how many. Runs now and then on save."""
         return self._run(lambda conn: conn.execute(_PURGE, (now,)).rowcount)
 
-    # -- coroutine forms (a worker thread runs the blocking ones) --------------------
+    # -- coroutine forms -------------------------------------------------------------
 
-    async def aload(self, family: str, now: float) -> SessionRecord | None:
+    async def aload(self, ref: FamilyRef, now: float) -> Stored | None:
         """Coroutine form of :meth:`load`."""
-        return await asyncio.to_thread(self.load, family, now)
+        return await self._arun(lambda conn: self._load(conn, ref, now))
 
-    async def asave(self, family: str, record: SessionRecord, now: float) -> None:
+    async def asave(
+        self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
+    ) -> bool:
         """Coroutine form of :meth:`save`."""
-        await asyncio.to_thread(self.save, family, record, now)
+        saved = await self._arun(lambda conn: self._save(conn, ref, expected, stored, until, now))
+        if self._purge_due():
+            await asyncio.to_thread(self.purge, now)
+        return saved
 
-    async def adelete(self, family: str) -> None:
-        """Coroutine form of :meth:`delete`."""
-        await asyncio.to_thread(self.delete, family)
+    async def arevoke_user(self, user_id: UserId, namespaces: tuple[str, ...], now: float) -> int:
+        """Coroutine form of :meth:`revoke_user` (in a worker thread: it may take a while)."""
+        return await asyncio.to_thread(self.revoke_user, user_id, namespaces, now)
 
-    async def adelete_user(self, user_id: str | int) -> int:
-        """Coroutine form of :meth:`delete_user`."""
-        return await asyncio.to_thread(self.delete_user, user_id)
+    async def afamilies_of(
+        self, user_id: UserId, namespaces: tuple[str, ...], now: float
+    ) -> list[tuple[str, Record]]:
+        """Coroutine form of :meth:`families_of`."""
+        return await self._arun(lambda conn: self._families(conn, user_id, namespaces, now))
 
     # -- internals -------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        holder: _Connection | None = getattr(self._local, "holder", None)
+    def _purge_due(self) -> bool:
+        with self._purge_lock:
+            self._saves_since_purge += 1
+            if self._saves_since_purge < _PURGE_EVERY:
+                return False
+            self._saves_since_purge = 0
+            return True
+
+    def _maybe_purge(self, now: float) -> None:
+        if self._purge_due():
+            self.purge(now)
+
+    def _connection(self, *, wait: bool) -> sqlite3.Connection:
+        """This thread's connection that waits for locks (``wait``) or never waits."""
+        name = "waiting" if wait else "eager"
+        holder: _Connection | None = getattr(self._local, name, None)
         if holder is None:
             # Autocommit (isolation_level=None): every statement is its own transaction.
-            conn = sqlite3.connect(self._path, timeout=self._timeout, isolation_level=None)
+            conn = sqlite3.connect(
+                self._path, timeout=self._timeout if wait else 0, isolation_level=None
+            )
             try:
                 conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error:
                 conn.close()
                 raise
             holder = _Connection(conn)
-            self._local.holder = holder
+            setattr(self._local, name, holder)
         return holder.conn
 
     def _run(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
-            return op(self._connection())
+            return op(self._connection(wait=True))
         except sqlite3.DatabaseError as exc:
             raise StoreUnavailable(f"SQLite store {str(self._path)!r}: {exc}") from exc
+
+    async def _arun(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
+        try:
+            return op(self._connection(wait=False))
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise StoreUnavailable(f"SQLite store {str(self._path)!r}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnavailable(f"SQLite store {str(self._path)!r}: {exc}") from exc
+        return await asyncio.to_thread(self._run, op)

@@ -1,0 +1,629 @@
+"""The sessionkit side of one request: its session, its visitor id, what to send back.
+
+A front end gets an :class:`Exchange` from :meth:`SessionKit.open`, then:
+
+1. sends :attr:`Exchange.early` instead of calling the app when it is set (the
+   cookies-required gate);
+2. with a store, calls :meth:`Exchange.load_record` (or awaits
+   :meth:`Exchange.aload_record`) before the app runs: the family's record is loaded and
+   judged there (:func:`sessionkit.families.judge`), so a replayed or revoked cookie is
+   refused before any handler runs, WebSockets included;
+3. when the response starts, calls :meth:`Exchange.finish` (or awaits
+   :meth:`Exchange.afinish`) with the app's ``Vary`` and ``Cache-Control`` values and
+   applies the :class:`HeaderChanges` it returns, or sends the 503 it returns instead.
+
+Every decision lives here and in the modules it calls; front ends only translate.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .errors import BadToken, SessionTooLarge
+from .events import DUPLICATE
+from .families import (
+    FamilyRef,
+    Intent,
+    Judgement,
+    Plan,
+    Record,
+    Stored,
+    Verdict,
+    ended,
+    judge,
+    new_record,
+    plan,
+    stored_until,
+)
+from .gate import EarlyResponse, unavailable
+from .session import (
+    Session,
+    State,
+    check_timeouts,
+    decode_payload,
+    encode_payload,
+    new_session_id,
+)
+from .stores.base import Store, StoreUnavailable
+
+if TYPE_CHECKING:
+    from .kit import SessionKit
+
+__all__ = ["MAX_ATTEMPTS", "Exchange", "HeaderChanges", "RequestInfo"]
+
+#: How many times a request retries a write that lost a race, reading the winner's state
+#: again each time; past that the response is a 503 (nothing is overwritten).
+MAX_ATTEMPTS = 4
+_NO_STORE = "no-store"
+_VARY_COVERS = ("cookie", "*")
+#: Key id bytes of a sealed token are bytes 1-4: the first 8 base64url characters.
+_KID_CHARS = 8
+
+#: Why a family ended, recorded in its tombstone.
+LOGOUT = "logout"
+LOGIN = "login"
+
+
+class RequestInfo(NamedTuple):
+    """What the core knows of a request, beyond its cookies (translated by a front end)."""
+
+    client: str | None = None
+    method: str = "GET"
+    path: str = "/"
+    query: str = ""
+    accept: str | None = None
+    user_agent: str | None = None
+
+
+class HeaderChanges(NamedTuple):
+    """Headers to append to a response, and whether its own Cache-Control goes first."""
+
+    add: list[tuple[str, str]]
+    drop_cache_control: bool
+
+
+#: A store conversation written once, run blocking (:func:`_run`) or awaited
+#: (:func:`_arun`): each step yields a store call ``(name, args)`` and receives its answer.
+Step = Generator[tuple[str, tuple[Any, ...]], Any, None]
+
+
+class Exchange:
+    """The sessionkit side of one request (see the module docstring)."""
+
+    __slots__ = (
+        "_base",
+        "_browser_opt_out",
+        "_cookie_data",
+        "_cookie_state",
+        "_cookie_value",
+        "_degraded",
+        "_expire",
+        "_kit",
+        "_now",
+        "_opt_out_delete",
+        "_opt_out_seen",
+        "_opt_out_set",
+        "_protected",
+        "_quiet",
+        "_reissue",
+        "_visitor",
+        "_visitor_asked",
+        "_visitor_delete",
+        "_visitor_set",
+        "_visitor_values",
+        "early",
+        "pending",
+        "request",
+        "session",
+    )
+
+    def __init__(
+        self,
+        kit: SessionKit,
+        request: RequestInfo,
+        found: dict[str, list[str]],
+        opt_out: bool,
+        now: float,
+        early: EarlyResponse | None,
+        protected: bool,
+    ) -> None:
+        self._kit = kit
+        self._now = now
+        self.request = request
+        self._protected = protected
+        #: The response to send instead of calling the app (the cookies-required gate).
+        self.early = early
+        #: The cookie's state whose store record must be loaded before the app runs.
+        self.pending: State | None = None
+        self._base: Record | None = None
+        self._cookie_state: State | None = None
+        self._cookie_value: str | None = None
+        self._cookie_data: dict[str, Any] | None = None
+        self._reissue = self._expire = self._quiet = self._degraded = False
+        guard, timeouts = kit.guard, kit.timeouts
+        values = None if early is not None else found.get(kit.session_spec.name)
+        #: The request's session (opened on first use).
+        self.session: Session
+        if values is None:
+            self.session = Session.lazy(Session.reset, now, guard, timeouts)
+        elif len(values) > 1:
+            self._reject(DUPLICATE)
+            self.session = Session.lazy(Session.reset, now, guard, timeouts)
+        elif kit.store is None:
+            value = self._cookie_value = values[0]
+            self.session = Session.lazy(
+                lambda session: self._open_cookie(session, value), now, guard, timeouts
+            )
+        else:
+            self._cookie_value = values[0]
+            self.session = Session.lazy(Session.reset, now, guard, timeouts)
+            state = self._unseal(values[0])
+            if state is not None:
+                self.pending = state
+        self._browser_opt_out = opt_out
+        self._opt_out_seen = kit.opt_out_spec.name in found
+        self._opt_out_set = self._opt_out_delete = False
+        vspec = kit.visitor_spec
+        self._visitor_values = None if vspec is None else found.get(vspec.name)
+        self._visitor: str | None = None
+        self._visitor_asked = self._visitor_set = self._visitor_delete = False
+
+    # -- opening the session cookie ----------------------------------------------------
+
+    def _reject(self, reason: str) -> None:
+        self._kit.report(reason, self._kit.session_spec.name, self.request)
+        self._expire = True
+
+    def _unseal(self, value: str) -> State | None:
+        """Open the cookie value and check its timeouts; None (reported) when refused."""
+        kit = self._kit
+        try:
+            payload, current_key = kit.sealer.unseal(value, self._now)
+            state, data = decode_payload(payload)
+        except BadToken as exc:
+            self._reject(exc.reason)
+            return None
+        if (data is None) != (kit.store is not None):
+            # Data in the cookie with a store, or none without one: not issued by this kit.
+            self._reject("invalid_payload")
+            return None
+        expired = check_timeouts(state, self._now, kit.timeouts)
+        if expired is not None:
+            self._reject(expired)
+            return None
+        self._reissue = not current_key
+        self._cookie_state = state
+        self._cookie_data = data
+        return state
+
+    def _open_cookie(self, session: Session, value: str) -> None:
+        """The lazy opener of a cookie-only session."""
+        state = self._unseal(value)
+        if state is None:
+            session.reset()
+        else:
+            session.fill(state, self._cookie_data)
+
+    # -- the store record, before the app runs -------------------------------------
+
+    def _ref(self, state: State) -> FamilyRef:
+        return FamilyRef(state.family, state.user_id, self._kit.namespaces)
+
+    def _load_steps(self, cookie: State) -> Step:
+        """Load, judge and (if needed) write the family's record before the app runs."""
+        self.pending = None
+        ref = self._ref(cookie)
+        timeouts = self._kit.timeouts
+        for _ in range(MAX_ATTEMPTS):
+            stored: Stored | None = yield ("load", (ref, self._now))
+            judgement = judge(stored, cookie, self._now, timeouts)
+            if judgement.write is None or not isinstance(stored, Record):
+                break
+            until = _until(judgement.write, stored, timeouts)
+            saved = yield ("save", (ref, stored.version, judgement.write, until, self._now))
+            if saved:
+                if isinstance(judgement.write, Record):
+                    stored = judgement.write
+                break
+        else:
+            raise StoreUnavailable("the session record kept changing while it was read")
+        self._apply(judgement, stored)
+
+    def _apply(self, judgement: Judgement, stored: Stored | None) -> None:
+        session = self.session
+        if judgement.reason is not None:
+            self._reject(judgement.reason)
+        verdict = judgement.verdict
+        if verdict is Verdict.ENDED_RECENTLY:
+            self._quiet = True
+            return
+        cookie = self._cookie_state
+        if verdict not in (Verdict.CURRENT, Verdict.PREVIOUS) or cookie is None:
+            return
+        if not isinstance(stored, Record):
+            return
+        state = stored.state
+        if cookie.last_seen > state.last_seen:
+            state = state._replace(last_seen=cookie.last_seen)
+        self._base = stored
+        self._reissue |= verdict is Verdict.PREVIOUS
+        session.fill(state, stored.data())
+
+    def _store_down(self) -> EarlyResponse | None:
+        self.pending = None
+        if self._protected:
+            return unavailable(self.request.accept)
+        self._degraded = True
+        return None
+
+    def load_record(self) -> EarlyResponse | None:
+        """Load and judge the store record (blocking); the 503 to send if the store is down.
+
+        When the store is down, a request to a cookies-required path gets the 503; any
+        other request goes on with an empty session and no cookie changes.
+        """
+        store = self._kit.store
+        if self.pending is None or store is None:
+            return None
+        try:
+            _run(self._load_steps(self.pending), self._kit, store)
+        except StoreUnavailable as exc:
+            self._kit.store_error(exc, self.request)
+            return self._store_down()
+        return None
+
+    async def aload_record(self) -> EarlyResponse | None:
+        """Coroutine form of :meth:`load_record`: the store is awaited."""
+        store = self._kit.store
+        if self.pending is None or store is None:
+            return None
+        try:
+            await _arun(self._load_steps(self.pending), self._kit, store)
+        except StoreUnavailable as exc:
+            self._kit.store_error(exc, self.request)
+            return self._store_down()
+        return None
+
+    # -- the visitor id ------------------------------------------------------------
+
+    @property
+    def visitor(self) -> str | None:
+        """The visitor id, minted on first use; None when off or the visitor opted out."""
+        if not self._visitor_asked:
+            self._visitor_asked = True
+            self._visitor = self._resolve_visitor()
+        return self._visitor
+
+    def _resolve_visitor(self) -> str | None:
+        kit = self._kit
+        vspec = kit.visitor_spec
+        if vspec is None:
+            return None
+        values = self._visitor_values
+        if self._browser_opt_out or self._opt_out_seen:
+            self._visitor_delete = values is not None
+            return None
+        if values is not None:
+            if len(values) > 1:
+                kit.report(DUPLICATE, vspec.name, self.request)
+            else:
+                try:
+                    visitor, current = kit.visitors.verify(values[0], vspec.name)
+                except BadToken as exc:
+                    kit.report(exc.reason, vspec.name, self.request)
+                else:
+                    self._visitor_set = not current
+                    return visitor
+        self._visitor_set = True
+        return kit.visitors.mint()
+
+    def opt_out(self) -> None:
+        """Record the visitor's request not to be tracked.
+
+        The visitor cookie is expired, the visitor id becomes None, and the choice is
+        remembered in a cookie that holds ``1`` and nothing else, so it identifies no one.
+        """
+        if self._kit.visitor_spec is None:
+            return
+        self._visitor_asked = True
+        self._visitor = None
+        self._visitor_set = False
+        self._visitor_delete = self._visitor_values is not None or self._visitor_delete
+        self._opt_out_set = not self._opt_out_seen
+        self._opt_out_delete = False
+
+    def opt_in(self) -> None:
+        """Undo :meth:`opt_out`: forget the choice and give the visitor an id again.
+
+        A browser that sends ``Sec-GPC: 1`` or ``DNT: 1`` still gets no visitor id: the
+        signal wins for as long as the browser sends it.
+        """
+        if self._kit.visitor_spec is None:
+            return
+        self._opt_out_delete = self._opt_out_seen
+        self._opt_out_set = False
+        self._visitor_asked = True
+        if self._browser_opt_out or self._visitor is not None:
+            return
+        self._visitor = self._kit.visitors.mint()
+        self._visitor_set = True
+        self._visitor_delete = False
+
+    # -- the response --------------------------------------------------------------
+
+    def _intent(self) -> Intent:
+        session = self.session
+        return Intent(
+            state=session.state,
+            data=dict(dict.items(session)),
+            data_changed=session.modified,
+            explicit_rotation=session.explicit_rotation,
+        )
+
+    def _write_steps(self) -> Step:
+        """The store writes of this response; leaves the final state in the session."""
+        kit = self._kit
+        session = self.session
+        timeouts = kit.timeouts
+        now = self._now
+        base = self._base
+        state = session.state
+        if session.ended is not None and base is not None and base.state.family == session.ended:
+            reason = LOGIN if state.user_id is not None else LOGOUT
+            yield from self._end_family(base, reason)
+            base = self._base = None
+        if base is not None and state.family == base.state.family:
+            intent = self._intent()
+            current: Stored | None = base
+            for _ in range(MAX_ATTEMPTS):
+                step: Plan | None = plan(current, base, intent, now, timeouts)
+                if step is None or not isinstance(current, Record):
+                    # The family ended elsewhere while this request ran: drop its changes
+                    # and leave the cookie alone (the browser may hold a newer one).
+                    self._quiet = True
+                    self._base = None
+                    session.reset()
+                    return
+                won_elsewhere = current.version != base.version
+                final = current if step.record is None else step.record
+                if step.record is not None:
+                    ref = self._ref(final.state)
+                    until = stored_until(final, timeouts)
+                    if not (yield ("save", (ref, step.expected, final, until, now))):
+                        current = yield ("load", (self._ref(base.state), now))
+                        continue
+                session.adopt(final.state, final.data() if won_elsewhere else None)
+                self._base = final
+                if won_elsewhere and final.state.id != base.state.id and not self._reissue:
+                    # Another request rotated the id while this one ran. That response
+                    # delivers the new id to the browser; this one must not hand it to
+                    # whoever held the request open across the rotation.
+                    self._quiet = True
+                return
+            raise StoreUnavailable("the session record kept changing while it was written")
+        if session.is_empty or (self._quiet and state.user_id is None):
+            return
+        if self._degraded:
+            raise StoreUnavailable("the session store is down; the session cannot be saved")
+        address = kit.address_of(self.request) if state.user_id is not None else None
+        device = kit.device_of(self.request) if state.user_id is not None else None
+        record = new_record(state, dict(dict.items(session)), now, device, address)
+        until = stored_until(record, timeouts)
+        if not (yield ("save", (self._ref(state), None, record, until, now))):
+            raise StoreUnavailable("a new session family could not be created")
+        self._base = record
+        self._quiet = False
+
+    def _end_family(self, base: Record, reason: str) -> Step:
+        timeouts = self._kit.timeouts
+        ref = self._ref(base.state)
+        current: Stored | None = base
+        family_end = timeouts.end_of(base.state.lifetime, base.state.created_at)
+        for _ in range(MAX_ATTEMPTS):
+            if not isinstance(current, Record):
+                return
+            tomb = ended(current, self._now, reason)
+            until = stored_until(tomb, timeouts, family_end)
+            if (yield ("save", (ref, current.version, tomb, until, self._now))):
+                self._kit.lifecycle(reason, self.request)
+                return
+            current = yield ("load", (ref, self._now))
+        raise StoreUnavailable("the session record kept changing while it was ended")
+
+    def finish(self, vary: list[str], cache_control: list[str]) -> HeaderChanges | EarlyResponse:
+        """Save the session and decide the response's header changes (blocking).
+
+        ``vary`` and ``cache_control`` are the values of those headers the app set. When
+        the store does not answer, returns the 503 response to send instead: a session
+        the app changed is never reported as saved when it was not.
+        """
+        store = self._kit.store
+        if store is not None and self.session.opened:
+            try:
+                _run(self._write_steps(), self._kit, store)
+            except StoreUnavailable as exc:
+                self._kit.store_error(exc, self.request)
+                return unavailable(self.request.accept)
+        return self.header_changes(vary, cache_control)
+
+    async def afinish(
+        self, vary: list[str], cache_control: list[str]
+    ) -> HeaderChanges | EarlyResponse:
+        """Coroutine form of :meth:`finish`: the store is awaited, never blocking the loop."""
+        store = self._kit.store
+        if store is not None and self.session.opened:
+            try:
+                await _arun(self._write_steps(), self._kit, store)
+            except StoreUnavailable as exc:
+                self._kit.store_error(exc, self.request)
+                return unavailable(self.request.accept)
+        return self.header_changes(vary, cache_control)
+
+    def discard(self) -> None:
+        """Forget this request's session changes (Django drops them on a 5xx response)."""
+        if self.session.opened and self.session.modified:
+            self._quiet = True
+            self.session.reset()
+
+    # -- cookies -------------------------------------------------------------------
+
+    def _session_cookie(self, out: list[str]) -> None:
+        kit = self._kit
+        spec = kit.session_spec
+        session = self.session
+        presented = self._cookie_value is not None or self._expire
+        if not session.opened:
+            if self._cookie_value is None or not _sealed_under_old_key(
+                self._cookie_value, kit.primary_kid
+            ):
+                if self._expire:
+                    out.append(spec.delete())
+                return
+            session.open()
+        if kit.store is not None:
+            self._stored_cookie(out, presented)
+            return
+        if session.is_empty:
+            if presented and (self._expire or session.modified or not session.is_new):
+                out.append(spec.delete())
+            return
+        state = session.state
+        now = int(self._now)
+        every = kit.timeouts.rotate_every
+        rotate = every is not None and now - state.rotated_at >= every and not session.is_new
+        touch = now - state.last_seen >= kit.timeouts.touch
+        if not (session.modified or self._reissue or self._expire or rotate or touch):
+            return
+        if rotate:
+            state = state._replace(id=new_session_id(), rotated_at=now)
+        state = state._replace(last_seen=max(now, state.last_seen))
+        session.adopt(state, None)
+        self._issue(out, state, dict(dict.items(session)))
+
+    def _stored_cookie(self, out: list[str], presented: bool) -> None:
+        spec = self._kit.session_spec
+        session = self.session
+        base = self._base
+        if self._quiet:
+            return
+        if base is None:
+            if presented and (self._expire or session.modified or not session.is_new):
+                out.append(spec.delete())
+            return
+        state = base.state
+        if state != self._cookie_state or self._reissue:
+            self._issue(out, state, None)
+
+    def _issue(self, out: list[str], state: State, data: dict[str, Any] | None) -> None:
+        kit = self._kit
+        value = kit.sealer.seal(encode_payload(state, data), self._now)
+        size = kit.session_spec.size(value)
+        if size > kit.max_cookie_bytes:
+            raise SessionTooLarge(size, kit.max_cookie_bytes)
+        max_age = kit.timeouts.max_age(state.lifetime, state.created_at, state.last_seen, self._now)
+        out.append(kit.session_spec.set(value, max_age))
+
+    def set_cookie_headers(self) -> list[str]:
+        """The ``Set-Cookie`` values this response must carry (empty when nothing changed).
+
+        Raises :class:`SessionTooLarge` when a cookie-only session does not fit one cookie.
+        """
+        kit = self._kit
+        out: list[str] = []
+        if not self._degraded:
+            self._session_cookie(out)
+        vspec = kit.visitor_spec
+        if vspec is not None:
+            if self._visitor_delete:
+                out.append(vspec.delete())
+            elif self._visitor_set and self._visitor is not None:
+                value = kit.visitors.sign(self._visitor, vspec.name)
+                out.append(vspec.set(value, kit.visitor_max_age))
+            if self._opt_out_set:
+                out.append(kit.opt_out_spec.set("1", kit.visitor_max_age))
+            elif self._opt_out_delete:
+                out.append(kit.opt_out_spec.delete())
+        return out
+
+    def header_changes(self, vary: list[str], cache_control: list[str]) -> HeaderChanges:
+        """What sessionkit adds to a response whose ``Vary`` and ``Cache-Control`` are given.
+
+        ``Set-Cookie`` for what changed; ``Vary: Cookie`` when the app used the session
+        or the visitor id (the page may depend on them) or a cookie is set; when a cookie
+        is set, ``Cache-Control: no-store`` in place of the app's own caching directives,
+        so no shared cache can store one visitor's cookie for others. A response whose
+        app used neither gets nothing, its caching headers untouched.
+        """
+        cookies = self.set_cookie_headers()
+        add: list[tuple[str, str]] = []
+        used = self.session.accessed or self._visitor_asked
+        if (used or cookies) and not any(_lists_token(v, _VARY_COVERS) for v in vary):
+            add.append(("Vary", "Cookie"))
+        if cookies:
+            add.append(("Cache-Control", _NO_STORE))
+            add.extend(("Set-Cookie", cookie) for cookie in cookies)
+        return HeaderChanges(add, bool(cookies) and bool(cache_control))
+
+    def response_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Return the app's ``headers`` with sessionkit's changes applied.
+
+        A convenience over :meth:`header_changes` for callers holding ``str`` pairs.
+        """
+        vary = [v for n, v in headers if n.lower() == "vary"]
+        cache_control = [v for n, v in headers if n.lower() == "cache-control"]
+        changes = self.header_changes(vary, cache_control)
+        if not changes.add:
+            return headers
+        kept = (
+            [(n, v) for n, v in headers if n.lower() != "cache-control"]
+            if changes.drop_cache_control
+            else list(headers)
+        )
+        return kept + changes.add
+
+
+def _until(write: Stored, stored: Record, timeouts: Any) -> float:
+    family_end = timeouts.end_of(stored.state.lifetime, stored.state.created_at)
+    return stored_until(write, timeouts, family_end)
+
+
+def _sealed_under_old_key(value: str, primary_kid: bytes) -> bool:
+    """Whether a session token's key id (readable without decrypting) is not the newest."""
+    head = value[:_KID_CHARS]
+    if len(head) < _KID_CHARS:
+        return False
+    try:
+        raw = base64.urlsafe_b64decode(head)
+    except ValueError:
+        return False
+    return raw[1:5] != primary_kid
+
+
+def _lists_token(value: str, tokens: tuple[str, ...]) -> bool:
+    return any(part.strip().lower() in tokens for part in value.split(","))
+
+
+def _run(steps: Step, kit: SessionKit, store: Store) -> None:
+    """Drive a store conversation with blocking calls."""
+    calls: dict[str, Callable[..., Any]] = {"load": store.load, "save": store.save}
+    answer: Any = None
+    try:
+        while True:
+            name, args = steps.send(answer)
+            answer = kit.timed(name, calls[name], args)
+    except StopIteration:
+        return
+
+
+async def _arun(steps: Step, kit: SessionKit, store: Store) -> None:
+    """Drive a store conversation with awaited calls."""
+    calls: dict[str, Callable[..., Awaitable[Any]]] = {"load": store.aload, "save": store.asave}
+    answer: Any = None
+    try:
+        while True:
+            name, args = steps.send(answer)
+            answer = await kit.atimed(name, calls[name], args)
+    except StopIteration:
+        return

@@ -1,0 +1,350 @@
+"""What goes wrong in production, in a fixed order, on every store.
+
+Each test interleaves requests the way real traffic does — a request held open across a
+logout, a response lost on the way, three tabs rotating at once — and checks the
+promises: nothing in flight brings an ended session back, no honest browser is logged
+out or accused of theft, data never rolls back. They run on MemoryStore, SQLiteStore and
+a real Redis server (``any_store``), with a clock the tests move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flows import Browser, login, put, read
+
+from sessionkit import SecurityEvent, Session, SessionKit
+from sessionkit.stores.base import Store
+
+MakeKit = Callable[..., SessionKit]
+
+
+@pytest.fixture
+def events() -> list[SecurityEvent]:
+    return []
+
+
+@pytest.fixture
+def kit(make_kit: MakeKit, any_store: Store, events: list[SecurityEvent]) -> SessionKit:
+    return make_kit(store=any_store, visitor_cookie=None, on_security_event=events.append)
+
+
+def reasons(events: list[SecurityEvent]) -> list[str]:
+    return [event.reason for event in events]
+
+
+def logged_in(kit: SessionKit, user: str = "alice") -> Browser:
+    browser = Browser(kit)
+    browser.request(login(user))
+    assert browser.user() == user
+    return browser
+
+
+# ------------------------------------------------------------ held requests and revocation
+
+
+def test_a_request_held_across_logout_cannot_bring_the_session_back(kit: SessionKit) -> None:
+    victim = logged_in(kit)
+    thief = victim.copy()
+    held = thief.start(method="POST")  # headers sent, body held back
+    victim.request(Session.invalidate)  # the victim logs out
+    held.run(put(note="written after logout")).deliver()  # then the body arrives
+    assert held.set_cookies == []  # no cookie for the thief
+    assert thief.user() is None  # the stolen cookie stays dead
+    assert victim.user() is None
+
+
+def test_a_request_held_across_revoke_user_cannot_bring_the_session_back(
+    kit: SessionKit,
+) -> None:
+    victim = logged_in(kit)
+    thief = victim.copy()
+    held = thief.start(method="POST")
+    assert kit.revoke_user("alice") == 1
+    held.run(put(cart=["stolen"])).deliver()
+    assert thief.user() is None
+    assert victim.user() is None
+
+
+def test_session_clear_is_a_revoking_logout(kit: SessionKit) -> None:
+    victim = logged_in(kit)
+    copy = victim.copy()
+    victim.request(Session.clear)  # the Flask and Starlette logout idiom
+    assert victim.user() is None
+    assert copy.user() is None
+
+
+def test_a_request_held_across_a_privilege_rotation_gets_no_new_id(
+    kit: SessionKit, clock: Any, events: list[SecurityEvent]
+) -> None:
+    victim = logged_in(kit)
+    thief = victim.copy()
+    held = thief.start(method="POST")
+    victim.request(lambda s: (s.update(role="admin"), s.rotate()))
+    victim.request()  # the victim's browser presents the new id
+    held.run(put(seen=True)).deliver()
+    assert held.set_cookies == []  # the elevated id is not handed to the held request
+    clock.advance(kit.rotation_grace + 1)
+    assert thief.user() is None  # the copy of the old id is a replay
+    assert "replayed_id" in reasons(events)
+    assert victim.user() is None  # and the whole family ended with it
+
+
+def test_a_parallel_request_of_the_same_browser_at_logout_leaves_the_new_cookie(
+    kit: SessionKit,
+) -> None:
+    browser = logged_in(kit)
+    poll = browser.start()  # an XHR in flight
+    browser.request(lambda s: (s.invalidate(), s.update(flash="bye")))
+    poll.run(read("x")).deliver()  # arrives after the logout response
+    assert browser.request(read("flash")).result == "bye"  # its cookie survived
+
+
+def test_login_while_an_old_request_is_in_flight_does_not_log_out(kit: SessionKit) -> None:
+    browser = Browser(kit)
+    browser.request(put(cart=["book"]))  # an anonymous session with a cart
+    xhr = browser.start()
+    browser.request(login("alice"))  # the login form, submitted meanwhile
+    xhr.run(read("cart")).deliver()  # the old request's response arrives last
+    assert browser.user() == "alice"
+    assert browser.request(read("cart")).result == ["book"]
+
+
+# ------------------------------------------------------------ rotation that is confirmed
+
+
+def test_a_lost_rotating_response_logs_nobody_out(
+    kit: SessionKit, clock: Any, events: list[SecurityEvent]
+) -> None:
+    browser = logged_in(kit)
+    clock.advance(kit.rotate_every)  # rotation due
+    before = dict(browser.jar)
+    browser.start().run(read("x")).lose()  # the response carrying the new id is lost
+    assert browser.jar == before
+    clock.advance(60)
+    reissue = browser.request(read("x"))  # the old id again: re-issued, not refused
+    assert reissue.set_cookies
+    assert browser.jar != before
+    clock.advance(kit.rotation_grace + 30)
+    assert browser.user() == "alice"
+    assert reasons(events) == []
+
+
+@pytest.mark.parametrize("tabs", [2, 3])
+@pytest.mark.parametrize("order", ["started together", "one after another"])
+def test_parallel_tabs_rotating_at_once_log_nobody_out(
+    kit: SessionKit, clock: Any, events: list[SecurityEvent], tabs: int, order: str
+) -> None:
+    browser = logged_in(kit)
+    for _ in range(3):
+        clock.advance(kit.rotate_every)
+        if order == "started together":
+            flights = [browser.start() for _ in range(tabs)]
+            for flight in flights:
+                flight.run(put(tab=id(flight))).respond()
+            for flight in reversed(flights):
+                flight.deliver()
+        else:
+            # each tab was sent before the previous response arrived
+            first = browser.start().run(read("x")).respond()
+            rest = [browser.start() for _ in range(tabs - 1)]
+            first.deliver()
+            for flight in rest:
+                flight.run(read("x")).deliver()
+        clock.advance(kit.rotation_grace + 1)
+        assert browser.user() == "alice"
+    assert reasons(events) == []
+
+
+def test_an_old_id_after_the_new_one_was_seen_is_a_replay_refused_at_load(
+    kit: SessionKit, clock: Any, events: list[SecurityEvent]
+) -> None:
+    browser = logged_in(kit)
+    thief = browser.copy()
+    clock.advance(kit.rotate_every)
+    browser.request(read("x"))  # rotated
+    browser.request(read("x"))  # the new id presented: confirmed
+    clock.advance(kit.rotation_grace + 1)
+    flight = thief.start()  # load only: a WebSocket, or a handler that raises
+    assert flight.session.user_id is None
+    assert reasons(events) == ["replayed_id"]
+    assert browser.user() is None  # revoked at load, with no response needed
+
+
+def test_within_the_grace_window_an_in_flight_old_id_is_fine(
+    kit: SessionKit, clock: Any, events: list[SecurityEvent]
+) -> None:
+    browser = logged_in(kit)
+    late = browser.copy()  # a request sent just before the rotation arrived
+    clock.advance(kit.rotate_every)
+    browser.request(read("x"))
+    browser.request(read("x"))
+    clock.advance(kit.rotation_grace - 1)
+    assert late.request(read("x")).session.user_id == "alice"
+    assert reasons(events) == []
+
+
+# ------------------------------------------------------------ data never rolls back
+
+
+def test_an_older_cookie_copy_does_not_bring_older_data_back(kit: SessionKit) -> None:
+    browser = logged_in(kit)
+    old = browser.copy()
+    for attempt in (1, 2, 3):
+        browser.request(put(attempts=attempt))
+    assert old.request(read("attempts")).result == 3
+    old.request(lambda s: s.__setitem__("attempts", s["attempts"] + 1))
+    assert browser.request(read("attempts")).result == 4
+
+
+def test_a_removed_flag_does_not_come_back_inside_the_grace_window(kit: SessionKit) -> None:
+    browser = logged_in(kit)
+    browser.request(put(sudo=True))
+    old = browser.copy()
+    browser.request(lambda s: (s.pop("sudo"), s.rotate()))
+    assert old.request(read("sudo")).result is None
+    assert browser.request(read("sudo")).result is None
+
+
+def test_parallel_writes_to_different_keys_both_survive(kit: SessionKit) -> None:
+    browser = logged_in(kit)
+    a = browser.start().run(put(cart=["book"]))
+    b = browser.start().run(put(flash="saved"))
+    a.deliver()
+    b.deliver()
+    assert browser.request(lambda s: (s.get("cart"), s.get("flash"))).result == (
+        ["book"],
+        "saved",
+    )
+
+
+def test_a_parallel_delete_is_kept(kit: SessionKit) -> None:
+    browser = logged_in(kit)
+    browser.request(put(flash="hello", cart=[]))
+    a = browser.start().run(lambda s: s.pop("flash"))
+    b = browser.start().run(put(cart=["pen"]))
+    b.deliver()
+    a.deliver()
+    assert browser.request(dict).result == {"cart": ["pen"]}
+
+
+# ------------------------------------------------------------ fixation and shared browsers
+
+
+def test_login_as_another_user_starts_with_no_data(kit: SessionKit) -> None:
+    browser = logged_in(kit, "alice")
+    browser.request(put(second_factor_ok=True, cart=["alice's"]))
+    browser.request(login("bob"))
+    assert browser.request(dict).result == {}
+
+
+def test_login_of_the_same_user_keeps_the_data(kit: SessionKit) -> None:
+    browser = logged_in(kit, "alice")
+    browser.request(put(cart=["book"]))
+    browser.request(login("alice"))
+    assert browser.request(read("cart")).result == ["book"]
+
+
+def test_a_planted_pre_login_cookie_is_dead_after_login(
+    kit: SessionKit, events: list[SecurityEvent]
+) -> None:
+    attacker = Browser(kit)
+    attacker.request(put(planted=True))
+    victim = attacker.copy()  # the attacker fixed the victim's cookie
+    victim.request(login("alice"))
+    assert attacker.request(read("planted")).result is None
+    assert attacker.user() is None
+    assert victim.user() == "alice"
+
+
+def test_integer_user_ids_come_back_as_integers(kit: SessionKit) -> None:
+    browser = Browser(kit)
+    browser.request(login(42))
+    assert browser.user() == 42
+    assert kit.revoke_user(42) == 1
+    assert browser.user() is None
+
+
+def test_revoke_user_ends_only_that_users_sessions(kit: SessionKit) -> None:
+    alice_laptop, alice_phone = logged_in(kit, "alice"), logged_in(kit, "alice")
+    bob = logged_in(kit, "bob")
+    assert kit.revoke_user("alice") == 2
+    assert alice_laptop.user() is None
+    assert alice_phone.user() is None
+    assert bob.user() == "bob"
+
+
+# ------------------------------------------------------------ lifetimes
+
+
+def test_remember_me_outlives_the_idle_timeout_and_stops_at_its_end(
+    kit: SessionKit, clock: Any
+) -> None:
+    browser = Browser(kit)
+    browser.request(lambda s: (s.login("alice"), s.set_expiry(14 * 24 * 3600)))
+    clock.advance(kit.idle_timeout * 10)
+    assert browser.user() == "alice"
+    clock.advance(14 * 24 * 3600)
+    assert browser.user() is None
+
+
+def test_idle_sessions_end_on_the_server_whatever_the_cookie_says(
+    kit: SessionKit, clock: Any, events: list[SecurityEvent]
+) -> None:
+    browser = logged_in(kit)
+    clock.advance(kit.idle_timeout + 1)
+    assert browser.user() is None
+    assert reasons(events) == ["expired_idle"]
+
+
+# ------------------------------------------------------------ sent before, processed after
+
+
+def test_a_request_sent_before_the_login_response_arrived_leaves_the_login(
+    kit: SessionKit, events: list[SecurityEvent]
+) -> None:
+    browser = Browser(kit)
+    browser.request(put(cart=["book"]))
+    signing_in = browser.start(method="POST").run(login("alice")).respond()
+    xhr = browser.start()  # sent with the pre-login cookie, processed after the login
+    assert xhr.run(read("cart")).result is None
+    xhr.respond()
+    signing_in.deliver()
+    xhr.deliver()  # arrives last: it must not expire the new cookie
+    assert xhr.set_cookies == []
+    assert browser.user() == "alice"
+    assert reasons(events) == []
+
+
+def test_a_request_sent_before_the_logout_response_arrived_is_answered_quietly(
+    kit: SessionKit, events: list[SecurityEvent]
+) -> None:
+    browser = logged_in(kit)
+    leaving = (
+        browser.start(method="POST")
+        .run(lambda s: (s.invalidate(), s.update(flash="bye")))
+        .respond()
+    )
+    xhr = browser.start()
+    assert xhr.run(lambda s: s.user_id).result is None
+    leaving.deliver()
+    xhr.deliver()
+    assert browser.request(read("flash")).result == "bye"
+    assert reasons(events) == []
+
+
+def test_an_explicit_rotation_after_a_lost_rotating_response_logs_nobody_out(
+    kit: SessionKit, clock: Any, events: list[SecurityEvent]
+) -> None:
+    browser = logged_in(kit)
+    clock.advance(kit.rotate_every)
+    browser.start().run(read("x")).lose()  # the new id never arrives
+    browser.start().run(Session.rotate).lose()  # a privilege change, its answer lost too
+    clock.advance(kit.rotation_grace + 1)
+    assert browser.user() == "alice"
+    browser.request(read("x"))
+    clock.advance(kit.rotation_grace + 1)
+    assert browser.user() == "alice"
+    assert reasons(events) == []
