@@ -377,6 +377,7 @@ class Exchange:
         if base is not None and state.family == base.state.family:
             intent = self._intent()
             current: Stored | None = base
+            verified = False
             for _ in range(MAX_ATTEMPTS):
                 step: Plan | None = plan(current, base, intent, now, timeouts)
                 if step is None or not isinstance(current, Record):
@@ -388,6 +389,15 @@ class Exchange:
                     return
                 won_elsewhere = current.version != base.version
                 final = current if step.record is None else step.record
+                issues = self._reissue or current.state != self._cookie_state
+                if step.record is None and issues and not verified:
+                    # Nothing to write, but a cookie to re-issue from what was read: make
+                    # sure the family did not end or move on meanwhile.
+                    verified = True
+                    current = yield ("load", (self._ref(base.state), now))
+                    if isinstance(current, Record) and current.version == base.version:
+                        current = base
+                    continue
                 if step.record is not None:
                     ref = self._ref(final.state)
                     until = stored_until(final, timeouts)

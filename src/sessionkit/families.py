@@ -14,7 +14,8 @@ Because every write is conditional, nothing in flight can bring an ended session
 a request that read version 7 cannot write after a logout wrote version 8. A request
 that loses such a race reads the record again and re-applies only what it changed
 itself (:func:`plan`): the winner's id, user and lifetime stand, the keys this request
-set or deleted go on top of the winner's data, and an ended family stays ended.
+alone set or deleted go on top of the winner's data (a key the winner changed too keeps
+the winner's value), and an ended family stays ended.
 
 **Confirmed rotation.** When an id is replaced, the record keeps the previous one, and
 the new id is *unconfirmed* until a request presents it. Until then the previous id
@@ -256,6 +257,13 @@ def diff(base: dict[str, Any], current: dict[str, Any]) -> tuple[dict[str, Any],
     return changed, deleted
 
 
+def _same(a: dict[str, Any], b: dict[str, Any], key: str) -> bool:
+    """Whether ``key`` is absent from both or holds equal values in both."""
+    if key in a:
+        return key in b and a[key] == b[key]
+    return key not in b
+
+
 @dataclass(frozen=True, slots=True)
 class Intent:
     """What one request did to its session, relative to the record it loaded."""
@@ -312,19 +320,24 @@ def plan(
         state = state._replace(lifetime=mine.lifetime)
     if mine.auth_time != base.state.auth_time:
         state = state._replace(auth_time=max(winner.auth_time, mine.auth_time))
-    if stamp - winner.last_seen >= timeouts.touch:
-        state = state._replace(last_seen=stamp)
+    if state != winner or stamp - winner.last_seen >= timeouts.touch:
+        # Any change is activity; and the payload keeps rotated_at, auth_time <= last_seen.
+        state = state._replace(last_seen=max(stamp, winner.last_seen))
     data_json = current.data_json
     if intent.data_changed:
-        changed, deleted = diff(base.data(), intent.data)
+        base_data = base.data()
+        changed, deleted = diff(base_data, intent.data)
         if changed or deleted:
             if current.version == base.version:
                 data = intent.data
             else:
+                # Keys the winner changed since this request read them keep the winner's
+                # value: a request that lost the race never overwrites a newer write.
                 data = current.data()
-                for key in deleted:
+                untouched = {k for k in (*changed, *deleted) if _same(data, base_data, k)}
+                for key in deleted & untouched:
                     data.pop(key, None)
-                data.update(changed)
+                data.update({k: v for k, v in changed.items() if k in untouched})
             data_json = orjson.dumps(data)
     if (
         state == winner

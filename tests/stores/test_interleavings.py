@@ -348,3 +348,39 @@ def test_an_explicit_rotation_after_a_lost_rotating_response_logs_nobody_out(
     clock.advance(kit.rotation_grace + 1)
     assert browser.user() == "alice"
     assert reasons(events) == []
+
+
+# ------------------------------------------------------------ found by the lifecycle model
+
+
+def test_a_response_that_only_reissues_checks_the_family_first(kit: SessionKit) -> None:
+    browser = Browser(kit)
+    browser.request(put(n=1))
+    browser.start().run(lambda s: s.set_expiry(3 * 24 * 3600)).lose()  # the record moved on
+    stale = browser.start()  # would re-issue from the record it read
+    signing_in = browser.start(method="POST").run(login("alice")).respond()
+    stale.run(read("n")).respond()  # the family ended meanwhile
+    signing_in.deliver()
+    stale.deliver()
+    assert stale.set_cookies == []
+    assert browser.user() == "alice"
+
+
+def test_a_request_that_lost_the_race_never_overwrites_a_newer_value(kit: SessionKit) -> None:
+    browser = logged_in(kit)
+    browser.request(put(n=1))
+    slow = browser.start().run(lambda s: s.__setitem__("n", s["n"] + 1))  # read n=1
+    browser.request(lambda s: s.__setitem__("n", s["n"] + 1))  # 2
+    browser.request(lambda s: s.__setitem__("n", s["n"] + 1))  # 3
+    slow.deliver()  # wants n=2, computed from a value two writes old
+    assert browser.request(read("n")).result == 3
+
+
+def test_a_rotation_right_after_login_keeps_the_user(kit: SessionKit, clock: Any) -> None:
+    browser = logged_in(kit)
+    clock.advance(1)
+    browser.request(Session.rotate)
+    assert browser.user() == "alice"
+    clock.advance(1)
+    browser.request(Session.confirm_login)
+    assert browser.user() == "alice"
