@@ -2,10 +2,11 @@
 
 Parsing follows RFC 6265bis section 5.6 for the parts that matter to us: pairs are split
 on ``;`` only (never on ``,``, see Django CVE-2016-7401), the name is everything before
-the first ``=`` (a pair without one has an empty name), optional whitespace around name
-and value is dropped, and names compare byte for byte, so ``__host-session`` is not
-``__Host-session``. Every occurrence of a
-wanted name is kept, so a caller can treat duplicates as the attack they are.
+the first ``=`` (a pair without one has an empty name), spaces and tabs around name and
+value are dropped and no other character is (a vertical tab or a no-break space before
+``__Host-session`` makes another name), and names compare byte for byte, so
+``__host-session`` is not ``__Host-session``. Every occurrence of a wanted name is kept,
+so a caller can treat duplicates as the attack they are.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class CookieSpec:
 
     Prefix rules are enforced here: ``__Host-`` needs ``Secure``, ``Path=/`` and no
     ``Domain``; ``__Secure-`` needs ``Secure``; ``SameSite=None`` needs ``Secure``.
+    ``partitioned=True`` adds the ``Partitioned`` attribute (CHIPS: a third-party cookie
+    kept in a separate jar per top-level site), which also needs ``Secure``. A Path or
+    Domain holding a control character (CR, LF, NUL, ...), ``;`` or non-ASCII text is
+    refused, so no setting can add a header or an attribute.
     """
 
     name: str
@@ -61,6 +66,7 @@ class CookieSpec:
     secure: bool = True
     http_only: bool = True
     same_site: SameSite = "lax"
+    partitioned: bool = False
     _suffix: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -74,10 +80,14 @@ class CookieSpec:
         object.__setattr__(self, "same_site", same_site)
         if not self.path.startswith("/") or not _ATTRIBUTE_VALUE.fullmatch(self.path):
             raise ConfigurationError(
-                f"cookie path {self.path!r} must start with '/' and hold no ';'"
+                f"cookie path {self.path!r} must start with '/' and hold only printable ASCII "
+                "other than ';' (no CR, LF or other control character)"
             )
         if self.domain is not None and not _ATTRIBUTE_VALUE.fullmatch(self.domain):
-            raise ConfigurationError(f"cookie domain {self.domain!r} holds characters not allowed")
+            raise ConfigurationError(
+                f"cookie domain {self.domain!r} holds characters not allowed: write the host "
+                "name alone, in printable ASCII (no ';', CR, LF or other control character)"
+            )
         if self.name.startswith("__Host-"):
             if self.domain is not None:
                 raise ConfigurationError(
@@ -98,6 +108,11 @@ class CookieSpec:
             raise ConfigurationError(
                 "same_site='none' without Secure is refused by browsers: keep secure=True"
             )
+        if self.partitioned and not self.secure:
+            raise ConfigurationError(
+                f"cookie {self.name!r} is Partitioned but not Secure, which browsers refuse: "
+                "keep secure=True, or drop partitioned=True"
+            )
         parts = [f"Path={self.path}"]
         if self.domain is not None:
             parts.append(f"Domain={self.domain}")
@@ -106,6 +121,8 @@ class CookieSpec:
         if self.http_only:
             parts.append("HttpOnly")
         parts.append(f"SameSite={same_site.capitalize()}")
+        if self.partitioned:
+            parts.append("Partitioned")
         object.__setattr__(self, "_suffix", "; ".join(parts))
 
     def set(self, value: str, max_age: int | None) -> str:

@@ -10,6 +10,8 @@ from sessionkit import ConfigurationError
 from sessionkit.cookies import CookieSpec, pick_cookies
 
 NAMES = frozenset({"__Host-session", "__Host-visitor"})
+# Every character Python calls whitespace except the two a Cookie header may pad with.
+OTHER_WHITESPACE = [c for c in map(chr, range(0x3001)) if c.isspace() and c not in " \t"]
 
 
 def test_picks_only_wanted_names_and_keeps_every_copy() -> None:
@@ -31,6 +33,23 @@ def test_picks_only_wanted_names_and_keeps_every_copy() -> None:
 )
 def test_case_variants_and_lookalikes_are_not_ours(header: str) -> None:
     assert pick_cookies(header, NAMES) == {}
+
+
+def test_spaces_and_tabs_around_names_and_values_are_dropped() -> None:
+    assert pick_cookies(" \t__Host-session \t= \tx\t ;\t__Host-visitor=v ", NAMES) == {
+        "__Host-session": ["x"],
+        "__Host-visitor": ["v"],
+    }
+
+
+@pytest.mark.parametrize("char", OTHER_WHITESPACE, ids=lambda c: f"U+{ord(c):04X}")
+def test_no_other_whitespace_is_dropped(char: str) -> None:
+    assert pick_cookies(f"{char}__Host-session=x", NAMES) == {}
+    assert pick_cookies(f"__Host-session{char}=x", NAMES) == {}
+    assert pick_cookies(f"a=1;{char} __Host-session =x", NAMES) == {}
+    assert pick_cookies(f"__Host-session={char}x{char}", NAMES) == {
+        "__Host-session": [f"{char}x{char}"]
+    }
 
 
 def test_commas_do_not_split_pairs() -> None:
@@ -84,13 +103,41 @@ def test_attributes_follow_settings() -> None:
         ({"name": "bad name"}, "not a valid cookie name"),
         ({"name": "s;x"}, "not a valid cookie name"),
         ({"name": "s", "path": "app"}, "start with '/'"),
-        ({"name": "s", "path": "/a;b"}, "hold no ';'"),
+        ({"name": "s", "path": "/a;b"}, "other than ';'"),
         ({"name": "s", "domain": "a;b"}, "not allowed"),
+        ({"name": "s", "secure": False, "partitioned": True}, "keep secure=True"),
     ],
 )
 def test_unsafe_cookie_settings_fail_naming_the_fix(settings: dict[str, object], fix: str) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(fix)):
         CookieSpec(**settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["\r", "\n", "\r\n", "\x00", ";", "\x7f", "\x1f", "\x0b", "\xe9", "\u2028"],
+    ids=repr,
+)
+def test_control_characters_in_path_or_domain_are_refused(bad: str) -> None:
+    """A configured Path or Domain cannot end the header or add an attribute."""
+    with pytest.raises(ConfigurationError, match="printable ASCII"):
+        CookieSpec("s", path=f"/app{bad}Set-Cookie: evil=1")
+    with pytest.raises(ConfigurationError, match="printable ASCII"):
+        CookieSpec("s", domain=f"example.org{bad}evil=1")
+    with pytest.raises(ConfigurationError, match="printable ASCII"):
+        CookieSpec("s", path=f"/{bad}")
+
+
+def test_partitioned_adds_the_chips_attribute() -> None:
+    spec = CookieSpec("__Host-embed", same_site="none", partitioned=True)
+    assert spec.set("v", 60) == (
+        "__Host-embed=v; Max-Age=60; Path=/; Secure; HttpOnly; SameSite=None; Partitioned"
+    )
+    assert spec.delete().endswith("; SameSite=None; Partitioned")
+    assert "Partitioned" not in CookieSpec("__Host-embed", same_site="none").set("v", 60)
+    with pytest.raises(ConfigurationError, match="Partitioned but not Secure") as caught:
+        CookieSpec("embed", same_site="lax", secure=False, partitioned=True)
+    assert "keep secure=True" in str(caught.value)
 
 
 def test_same_site_is_case_insensitive() -> None:
