@@ -13,11 +13,13 @@ A value is sensitive when it holds a payment card number or matches an extra con
 pattern. A card number is 13 to 19 digits that start like a payment card (3, 4, 5 or 6,
 or Mastercard's 2221-2720) and pass the Luhn check. In text it is written whole or in
 groups joined by one space, dash or dot, and any run of whole groups counts (so
-``4111111111111111.0`` holds one); digits that touch a letter or another digit are part
-of a word, such as a hex digest or a token, and never count. An int, or a float with no
-fraction, counts by its digits. Lists and dicts are checked all the way down, however
-deep, without recursion. Millisecond timestamps, phone numbers, hex digests, base64
-tokens and most order numbers pass.
+``4111111111111111.0`` holds one), except that a lone dot is a decimal point and the
+digits after it are a fraction (``51.507350951234`` and ``0.4111111111111111`` pass).
+Digits that touch a letter or another digit are part of a word, such as a hex digest or
+a token, and never count. An int, or a float with no fraction, counts by its digits.
+Lists and dicts are checked all the way down, however deep, without recursion.
+Millisecond timestamps, phone numbers, hex digests, base64 tokens and most order numbers
+pass.
 """
 
 from __future__ import annotations
@@ -102,7 +104,11 @@ def _looks_like_a_card(digits: str) -> bool:
 def _has_card_number(text: str) -> bool:
     """Whether normalised ``text`` holds a run of whole digit groups that is a card number."""
     for match in _DIGIT_GROUPS.finditer(text):
-        groups = _GROUP_SEPARATOR.split(match.group())
+        run = match.group()
+        if run.count(".") == 1:
+            # A lone dot is a decimal point: the digits after it are a fraction.
+            run = run.partition(".")[0]
+        groups = _GROUP_SEPARATOR.split(run)
         for first in range(len(groups)):
             digits = ""
             for group in groups[first:]:

@@ -219,6 +219,11 @@ def test_patterns_match_the_normalised_text_too() -> None:
         "INV.2026.11.000042",
         "order #100023456789",
         "192.168.100.200",
+        "51.507350951234",
+        "3.14159265358979",
+        "1.4111111111111111",
+        "0.4111111111111111",
+        "-0.4111111111111111",
         "2026.11.27",
         "550e8400-e29b-41d4-a716-446655440000",
         "sha1 a94a8fe5ccb19ba61c4c0873d391e987982fbbd3",
@@ -241,6 +246,7 @@ def test_a_number_too_long_to_print_passes() -> None:
 
 
 def test_digests_and_tokens_are_not_card_numbers() -> None:
+    import base64
     import hashlib
     import secrets
 
@@ -248,6 +254,7 @@ def test_digests_and_tokens_are_not_card_numbers() -> None:
         GUARD.check("hash", hashlib.sha256(str(n).encode()).hexdigest())
         GUARD.check("hash", hashlib.sha512(str(n).encode()).hexdigest())
         GUARD.check("token", secrets.token_urlsafe(32))
+        GUARD.check("token", base64.b64encode(secrets.token_bytes(48)).decode())
 
 
 def test_allowed_keys_skip_the_value_check_too() -> None:
