@@ -111,7 +111,8 @@ def _has_card_number(text: str) -> bool:
         groups = _GROUP_SEPARATOR.split(run)
         for first in range(len(groups)):
             digits = ""
-            for group in groups[first:]:
+            # every group holds a digit, so no more than CARD_MAX_DIGITS groups can fit
+            for group in groups[first : first + CARD_MAX_DIGITS]:
                 digits += group
                 if len(digits) > CARD_MAX_DIGITS:
                     break
