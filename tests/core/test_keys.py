@@ -1,13 +1,38 @@
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
+import hashlib
+import random
+import secrets
+from collections.abc import Callable
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from sessionkit import ConfigurationError, SessionKit, generate_key
 from sessionkit.keys import KEY_BYTES, KeyRing, decode_key
+
+Encode = Callable[[bytes], str]
+
+ENCODINGS: dict[str, Encode] = {
+    "hex": bytes.hex,
+    "HEX": lambda raw: raw.hex().upper(),
+    "base64": lambda raw: base64.b64encode(raw).decode(),
+    "base64 unpadded": lambda raw: base64.b64encode(raw).decode().rstrip("="),
+    "base64url": lambda raw: base64.urlsafe_b64encode(raw).decode(),
+    "base64url unpadded": lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("="),
+}
+HEX_DIGITS = set("0123456789abcdefABCDEF")
+# Fixed random keys, so the parametrised cases below are the same on every run.
+PINNED_KEY = "GdAiA-7ZxzsFI30OV1St_umZxU9srxofMa7jtrG-Bbc"
+PINNED_HEX = hashlib.sha256(b"a hex key").hexdigest()
+PINNED_33 = hashlib.sha512(b"33 bytes").digest()[:33]
+
+
+def random_bytes(seed: int, size: int) -> bytes:
+    """Bytes as random as a key's: hypothesis picks the seed, not the bytes."""
+    return random.Random(seed).randbytes(size)
 
 
 def test_generated_key_is_32_random_bytes_in_base64url() -> None:
@@ -17,28 +42,129 @@ def test_generated_key_is_32_random_bytes_in_base64url() -> None:
     assert len({generate_key() for _ in range(100)}) == 100
 
 
-def test_padded_and_unpadded_spellings_are_the_same_key() -> None:
-    raw = bytes(range(32))
-    padded = base64.urlsafe_b64encode(raw).decode()
-    assert decode_key(padded) == decode_key(padded.rstrip("=")) == raw
+def test_key_ids_of_existing_keys_do_not_change() -> None:
+    """A key's id and subkeys are pinned: re-reading a configured key must not move them."""
+    key = PINNED_KEY
+    ring = KeyRing([key])
+    assert ring.key_ids[0].hex() == "cbefd02d"
+    assert ring.subkeys("session")[ring.key_ids[0]].hex() == (
+        "9bb4a1b153118e1e12b834d0e25eb2be184c0b4aaf106816ff4849526c5451ba"
+    )
+    raw = decode_key(key)
+    for encode in ENCODINGS.values():
+        assert KeyRing([encode(raw)]).key_ids == ring.key_ids
+
+
+@given(st.integers(min_value=0, max_value=2**64), st.integers(KEY_BYTES, 96))
+def test_random_keys_in_every_encoding_decode_to_their_bytes(seed: int, size: int) -> None:
+    raw = random_bytes(seed, size)
+    for name, encode in ENCODINGS.items():
+        assert decode_key(encode(raw)) == raw, name
+        assert decode_key(f" {encode(raw)}\n") == raw, name
+
+
+@given(st.integers(min_value=0, max_value=2**64))
+def test_generated_style_keys_decode_as_they_always_did(seed: int) -> None:
+    key = base64.urlsafe_b64encode(random_bytes(seed, KEY_BYTES)).rstrip(b"=").decode()
+    assert decode_key(key) == base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+
+
+def test_one_case_hex_is_a_random_key() -> None:
+    for key in (secrets.token_hex(32), secrets.token_hex(32).upper(), secrets.token_hex(48)):
+        assert decode_key(key) == bytes.fromhex(key)
+    SessionKit(secret_keys=[secrets.token_hex(32), secrets.token_urlsafe(32)])
+    SessionKit(secret_keys=[base64.b64encode(secrets.token_bytes(32)).decode()])
+
+
+@given(st.integers(min_value=0, max_value=2**64), st.integers(8, KEY_BYTES - 1))
+def test_short_keys_are_refused_saying_their_real_size(seed: int, size: int) -> None:
+    raw = random_bytes(seed, size)
+    for name, encode in ENCODINGS.items():
+        text = encode(raw)
+        # a short base64 text can, rarely, be all hex digits and so read as hex
+        assume(name.lower().startswith("hex") or not HEX_DIGITS.issuperset(text.rstrip("=")))
+        reading = "hex" if name.lower() == "hex" else "base64"
+        with pytest.raises(ConfigurationError) as caught:
+            decode_key(text)
+        message = str(caught.value)
+        assert f"written as {reading} holds {size} bytes ({size * 8} bits)" in message, name
+        assert "64 hex digits or 43 base64 characters" in message
+        assert "python -m sessionkit keygen" in message
+
+
+def test_a_128_bit_hex_key_is_reported_as_128_bits() -> None:
+    with pytest.raises(ConfigurationError, match=r"hex holds 16 bytes \(128 bits\)"):
+        decode_key(secrets.token_hex(16))
 
 
 @pytest.mark.parametrize(
     ("key", "says"),
     [
-        ("secret", "fewer than the 32 required"),
+        ("secret", "holds 4 bytes"),
+        ("c2hvcnQ", "holds 5 bytes"),
+        ("", "is empty"),
+        ("   ", "is empty"),
         ("correcthorsebatterystaplecorrecthorsebatter", "passphrase"),
         ("CORRECTHORSEBATTERYSTAPLECORRECTHORSEBATTER", "passphrase"),
-        ("c2hvcnQ", "fewer than the 32 required"),
-        (base64.urlsafe_b64encode(b"a" * 32).decode(), "pattern"),
-        (base64.urlsafe_b64encode(b"ab" * 32).decode(), "pattern"),
-        ("!" * 43, "not base64url"),
+        ("thequickbrownfoxjumpsoverthelazydogagainnow", "passphrase"),
+        ("correct horse battery staple and more words", "passphrase"),
+        (base64.urlsafe_b64encode(b"a" * 32).decode(), "uses only 1 of the 256 byte values"),
+        (base64.urlsafe_b64encode(b"ab" * 32).decode(), "uses only 2 of the 256 byte values"),
+        ("a" * 64, "uses only 1 of the 256 byte values"),
+        (base64.urlsafe_b64encode(b"abcdefghijklmnopq" * 2).decode(), "a run of it repeats"),
+        (base64.urlsafe_b64encode(bytes(range(32))).decode(), "counts up or down"),
+        (bytes(range(100, 164)).hex(), "counts up or down"),
+        ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq", "counts up or down"),
+        ("!" * 43, "not hex, base64 or base64url"),
+        (PINNED_KEY + "==", "length or padding"),
+        (PINNED_KEY[:41], "length or padding"),
+        ("0x" + PINNED_HEX, "starts with 0x"),
+        (PINNED_HEX[:-1], "odd number"),
+        ("-_" + base64.b64encode(PINNED_33).decode()[2:] + "+/", "mixes"),
     ],
 )
-def test_weak_keys_fail_at_start_up_naming_the_fix(key: str, says: str) -> None:
+def test_weak_or_malformed_keys_fail_at_start_up_naming_the_fix(key: str, says: str) -> None:
     with pytest.raises(ConfigurationError, match=says) as caught:
         SessionKit(secret_keys=[key])
     assert "python -m sessionkit keygen" in str(caught.value)
+
+
+@given(st.integers(min_value=0, max_value=2**64), st.integers(6, 16))
+def test_a_repeated_run_in_a_random_key_is_a_pattern(seed: int, size: int) -> None:
+    head = random_bytes(seed, KEY_BYTES)
+    raw = head + head[:size]
+    for name, encode in ENCODINGS.items():
+        with pytest.raises(ConfigurationError, match="pattern"):
+            decode_key(encode(raw))
+        assert decode_key(encode(head)) == head, name
+
+
+def test_bytes_get_a_hint_on_writing_them_as_text() -> None:
+    raw = secrets.token_bytes(32)
+    for given_key in (raw, bytearray(raw), generate_key().encode()):
+        with pytest.raises(ConfigurationError, match="not bytes") as caught:
+            SessionKit(secret_keys=[given_key])  # type: ignore[list-item]
+        message = str(caught.value)
+        assert "base64.urlsafe_b64encode(raw).decode()" in message
+        assert "sessionkit.generate_key()" in message
+        assert ".decode() them" in message
+    with pytest.raises(ConfigurationError, match="not bytes"):
+        KeyRing(raw)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="not int"):
+        KeyRing([12345])  # type: ignore[list-item]
+
+
+@given(st.text(max_size=120))
+def test_any_text_is_a_key_or_a_configuration_error(text: str) -> None:
+    message = ""
+    try:
+        raw = decode_key(text)
+    except ConfigurationError as exc:
+        message = str(exc)
+    if message:
+        assert "python -m sessionkit keygen" in message
+    else:
+        assert len(raw) >= KEY_BYTES
 
 
 def test_key_list_must_be_a_non_empty_list_without_repeats() -> None:
@@ -49,6 +175,8 @@ def test_key_list_must_be_a_non_empty_list_without_repeats() -> None:
         SessionKit(secret_keys=[])
     with pytest.raises(ConfigurationError, match="listed twice"):
         SessionKit(secret_keys=[key, key])
+    with pytest.raises(ConfigurationError, match="listed twice"):
+        SessionKit(secret_keys=[key, decode_key(key).hex()])
 
 
 def test_keys_never_appear_in_repr() -> None:
@@ -71,20 +199,8 @@ def test_subkeys_differ_per_purpose_and_per_key() -> None:
 
 
 def test_from_env_reads_comma_separated_keys_newest_first() -> None:
-    new, old = generate_key(), generate_key()
+    new, old = generate_key(), secrets.token_hex(32)
     kit = SessionKit.from_env({"SESSIONKIT_SECRET_KEYS": f" {new} , {old} ,"})
     assert kit.keys.key_ids == KeyRing([new, old]).key_ids
     with pytest.raises(ConfigurationError, match="SESSIONKIT_SECRET_KEYS is not set"):
         SessionKit.from_env({})
-
-
-def test_keygen_command_prints_usable_keys() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "sessionkit", "keygen", "-n", "3"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    assert len(out) == 3
-    assert len(set(out)) == 3
-    SessionKit(secret_keys=out)

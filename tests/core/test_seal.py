@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -174,3 +176,89 @@ def test_the_memo_of_opened_tokens_stays_bounded() -> None:
     for _ in range(OPENED_CACHE_SIZE + 10):
         sealer.unseal(seal(b"x", sealer=sealer), NOW)
     assert len(sealer._opened) <= OPENED_CACHE_SIZE
+
+
+# -- The hour window holds whichever way a token is opened -------------------------------
+
+HOUR_START = int(NOW) // EPOCH_SECONDS * EPOCH_SECONDS
+LAST_VALID = HOUR_START + EPOCH_SECONDS + LIMITS["max_age"] - 0.5
+FIRST_EXPIRED = HOUR_START + EPOCH_SECONDS + LIMITS["max_age"]
+EARLIEST_VALID = HOUR_START - LIMITS["max_skew"]
+LAST_FROM_THE_FUTURE = EARLIEST_VALID - 0.5
+#: fresh: nothing cached; opener cached: another token of the same key and hour opened
+#: first; memoised: this very token opened first.
+PATHS = ["fresh", "opener cached", "memoised"]
+
+
+def opened_before(path: str, token: str) -> Sealer:
+    """A sealer that has opened, at ``NOW``, what ``path`` says."""
+    sealer = sealer_for()
+    sibling = seal(b"sibling")
+    assert b64decode(sibling)[:9] == b64decode(token)[:9], "same version, key id and hour"
+    if path == "opener cached":
+        sealer.unseal(sibling, NOW)
+    elif path == "memoised":
+        sealer.unseal(token, NOW)
+    return sealer
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_token_is_refused_once_its_hour_is_past_max_age(path: str) -> None:
+    token = seal(b"x")
+    assert opened_before(path, token).unseal(token, LAST_VALID) == (b"x", True)
+    assert _rejects(token, sealer=opened_before(path, token), now=FIRST_EXPIRED) == (
+        "expired_absolute"
+    )
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_token_from_beyond_max_skew_is_refused(path: str) -> None:
+    """A clock stepped back makes a cached token one from the future: it is refused."""
+    token = seal(b"x")
+    assert opened_before(path, token).unseal(token, EARLIEST_VALID) == (b"x", True)
+    assert _rejects(token, sealer=opened_before(path, token), now=LAST_FROM_THE_FUTURE) == (
+        "from_the_future"
+    )
+
+
+# -- One spelling per byte string ---------------------------------------------------------
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@pytest.mark.parametrize(("leftover", "size", "spellings"), [(2, 1, 4), (3, 2, 16)])
+@pytest.mark.parametrize("whole", ["", "AAAA", "_-_-"])
+def test_a_last_character_with_unused_bits_set_is_refused(
+    leftover: int, size: int, spellings: int, whole: str
+) -> None:
+    """After 2 leftover characters 4 bits are unused, after 3 leftover characters 2."""
+    canonical = {
+        base64.urlsafe_b64encode(bytes([0] * (size - 1) + [b])).decode()[leftover - 1]
+        for b in range(256)
+    }
+    assert len(canonical) == spellings
+    head = whole + "A" * (leftover - 1)
+    accepted, reasons = set(), set()
+    for char in ALPHABET:
+        try:
+            b64decode(head + char)
+        except BadToken as exc:
+            reasons.add(exc.reason)
+        else:
+            accepted.add(char)
+    assert accepted == canonical
+    assert reasons == {"malformed"}
+
+
+@given(st.text(alphabet=ALPHABET, max_size=24))
+def test_text_that_decodes_is_the_one_spelling_of_its_bytes(text: str) -> None:
+    try:
+        raw = b64decode(text)
+    except BadToken:
+        return
+    assert b64encode(raw) == text
+
+
+@given(st.binary(max_size=64))
+def test_bytes_round_trip_through_their_spelling(raw: bytes) -> None:
+    assert b64decode(b64encode(raw)) == raw

@@ -9,7 +9,7 @@ from sessionkit import SecurityEvent, SessionKit, generate_key
 from sessionkit.errors import BadToken
 from sessionkit.keys import KeyRing
 from sessionkit.seal import b64decode
-from sessionkit.visitor import VisitorCodec
+from sessionkit.visitor import VERIFIED_CACHE_SIZE, VisitorCodec
 
 MakeKit = Callable[..., SessionKit]
 NAME = "__Host-visitor"
@@ -129,3 +129,28 @@ def test_a_remembered_value_is_bound_to_its_cookie_name() -> None:
     with pytest.raises(BadToken, match="tampered"):
         codec.verify(value, "__Host-other")
     assert codec.verify(value, NAME)[1]
+
+
+def test_the_memo_of_verified_values_stays_bounded() -> None:
+    codec = VisitorCodec(KeyRing([generate_key()]))
+    values: dict[str, str] = {}
+    for _ in range(VERIFIED_CACHE_SIZE + 10):
+        vid = codec.mint()
+        value = codec.sign(vid, NAME)
+        values[value] = vid
+        assert codec.verify(value, NAME) == (vid, True)
+        assert len(codec._verified) <= VERIFIED_CACHE_SIZE
+    for value, vid in list(values.items())[:: VERIFIED_CACHE_SIZE // 8]:
+        assert codec.verify(value, NAME) == (vid, True)
+
+
+def test_a_value_under_an_older_key_is_not_current_cached_or_not() -> None:
+    old, new = generate_key(), generate_key()
+    codec = VisitorCodec(KeyRing([new, old]))
+    vid = codec.mint()
+    old_value = VisitorCodec(KeyRing([old])).sign(vid, NAME)
+    new_value = codec.sign(vid, NAME)
+    assert old_value != new_value
+    for _ in range(2):
+        assert codec.verify(old_value, NAME) == (vid, False)
+        assert codec.verify(new_value, NAME) == (vid, True)
