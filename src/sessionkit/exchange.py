@@ -291,7 +291,7 @@ class Exchange:
     @property
     def visitor(self) -> str | None:
         """The visitor id, minted on first use; None when off or the visitor opted out."""
-        if not self._visitor_asked:
+        if not self._visitor_asked and self._kit.visitor_spec is not None:
             self._visitor_asked = True
             self._visitor = self._resolve_visitor()
         return self._visitor

@@ -217,13 +217,13 @@ def decode_payload(payload: bytes) -> tuple[State, dict[str, Any] | None]:
 def check_timeouts(state: State, now: float, timeouts: Timeouts) -> str | None:
     """The reason ``state`` may not be used at ``now`` (an event reason), or None.
 
-    A session is over once ``now`` reaches its end, or when more than its idle bound
-    passed since it was last seen; timestamps further in the future than the allowed
+    A session is over once ``now`` is past its end, or when more than its idle bound
+    passed since it was last seen (at exactly either bound it is still valid); timestamps further in the future than the allowed
     clock skew are refused.
     """
     if state.last_seen > now + timeouts.max_skew:
         return FROM_THE_FUTURE
-    if now >= timeouts.end_of(state.lifetime, state.created_at):
+    if now > timeouts.end_of(state.lifetime, state.created_at):
         return EXPIRED_ABSOLUTE
     if now - state.last_seen > timeouts.idle_of(state.lifetime):
         return EXPIRED_IDLE

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def show(request: Request) -> Response:
-    return JSONResponse({"visitor": visitor_of(request.scope)})
+    return JSONResponse({"visitor": visitor_of(request.scope), "user": request.session.user_id})
 
 
 async def do_opt_out(request: Request) -> Response:

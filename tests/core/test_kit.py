@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessionkit import ConfigurationError, SecurityEvent, SessionKit, SessionTooLarge, generate_key
-from sessionkit.kit import Exchange
+from sessionkit.exchange import Exchange
 
 MakeKit = Callable[..., SessionKit]
 KEY = generate_key()
@@ -35,11 +35,28 @@ def logged_in(kit: SessionKit, **data: Any) -> tuple[Exchange, str]:
     return ex, cookie_header(ex.response_headers([]))
 
 
+def used(ex: Exchange) -> Exchange:
+    """The exchange after its app read the session (which opens it)."""
+    ex.session.get("anything")
+    return ex
+
+
 def test_anonymous_request_that_writes_nothing_gets_no_session_cookie(make_kit: MakeKit) -> None:
     kit = make_kit(visitor_cookie=None)
-    ex = kit.open(None)
-    ex.session.get("anything")
-    assert ex.response_headers([("Content-Type", "text/plain")]) == [("Content-Type", "text/plain")]
+    ex = used(kit.open(None))
+    plain = [("Content-Type", "text/plain")]
+    assert ex.response_headers(plain) == [*plain, ("Vary", "Cookie")]
+
+
+def test_a_request_whose_app_never_uses_the_session_gets_nothing(make_kit: MakeKit) -> None:
+    kit = make_kit()
+    _, cookie = logged_in(kit)
+    for header in (None, cookie, "__Host-session=garbage"):
+        ex = kit.open(header)
+        assert ex.response_headers([("Cache-Control", "public, max-age=60")]) == [
+            ("Cache-Control", "public, max-age=60")
+        ]
+        assert not ex.session.opened
 
 
 def test_written_session_round_trips(make_kit: MakeKit, clock: Any) -> None:
@@ -56,13 +73,14 @@ def test_touch_refreshes_at_most_once_per_interval(make_kit: MakeKit, clock: Any
     kit = make_kit(visitor_cookie=None, touch_interval=60)
     _, cookie = logged_in(kit)
     clock.advance(59)
-    assert "__Host-session" not in set_cookies(kit.open(cookie).response_headers([]))
+    assert "__Host-session" not in set_cookies(used(kit.open(cookie)).response_headers([]))
     clock.advance(1)
-    refreshed = kit.open(cookie).response_headers([])
+    assert "__Host-session" not in set_cookies(kit.open(cookie).response_headers([]))  # unused
+    refreshed = used(kit.open(cookie)).response_headers([])
     assert "__Host-session" in set_cookies(refreshed)
     cookie = cookie_header(refreshed)
     clock.advance(30)
-    assert "__Host-session" not in set_cookies(kit.open(cookie).response_headers([]))
+    assert "__Host-session" not in set_cookies(used(kit.open(cookie)).response_headers([]))
 
 
 def test_active_session_outlives_idle_timeout_but_not_absolute(
@@ -99,12 +117,18 @@ def test_timed_rotation_changes_the_id_and_reissues(make_kit: MakeKit, clock: An
     kit = make_kit(visitor_cookie=None, rotate_every=900)
     first, cookie = logged_in(kit)
     clock.advance(899)
-    assert kit.open(cookie).session.id == first.session.id
+    ex = kit.open(cookie)
+    assert ex.session.id == first.session.id
+    touched = cookie_header(ex.response_headers([]))  # a touch, not a rotation
+    assert kit.open(touched).session.id == first.session.id
     clock.advance(1)
     ex = kit.open(cookie)
-    assert ex.session.id != first.session.id
     assert ex.session == {"user": "alice"}
-    assert "__Host-session" in set_cookies(ex.response_headers([]))
+    rotated = cookie_header(ex.response_headers([]))
+    assert rotated
+    after = kit.open(rotated)
+    assert after.session.id != first.session.id
+    assert after.session == {"user": "alice"}
 
 
 def test_older_key_is_accepted_then_reissued_under_the_newest(make_kit: MakeKit) -> None:
@@ -169,9 +193,9 @@ def test_events_go_to_the_security_logger(
     kit = make_kit(visitor_cookie=None)
     _, cookie = logged_in(kit)
     with caplog.at_level(logging.INFO, logger="sessionkit.security"):
-        kit.open("__Host-session=garbage", client="2001:db8:1:2::7")
+        used(kit.open("__Host-session=garbage", client="2001:db8:1:2::7"))
         clock.advance(3600)
-        kit.open(cookie)
+        used(kit.open(cookie))
     assert [(r.levelno, r.sessionkit_event.reason) for r in caplog.records] == [  # type: ignore[attr-defined]
         (logging.WARNING, "malformed"),
         (logging.INFO, "expired_idle"),
@@ -184,8 +208,8 @@ def test_client_address_modes(make_kit: MakeKit) -> None:
     for mode, expected in (("full", "198.51.100.7"), ("off", None), ("truncated", "198.51.100.0")):
         events: list[SecurityEvent] = []
         kit = make_kit(visitor_cookie=None, client_address=mode, on_security_event=events.append)
-        kit.open("__Host-session=x", client="198.51.100.7")
-        kit.open("__Host-session=x", client="/run/app.sock")
+        used(kit.open("__Host-session=x", client="198.51.100.7"))
+        used(kit.open("__Host-session=x", client="/run/app.sock"))
         assert [e.client for e in events] == [expected, None]
 
 
@@ -231,12 +255,12 @@ def test_vary_and_cache_control(make_kit: MakeKit) -> None:
     assert kept == [("vary", "Accept, cookie"), ("Cache-Control", "max-age=5")]
     ex = kit.open(None)
     ex.session["a"] = 1
-    assert (
-        ex.response_headers([("Cache-Control", "private, no-store")]).count(
-            ("Cache-Control", "private, no-store")
-        )
-        == 1
-    )
+    # Whatever the app said, a response that sets a cookie is stored by no cache.
+    for app_said in (["private, no-store"], ["public", "no-store"], ["public, max-age=60"]):
+        ex = kit.open(None)
+        ex.session["a"] = 1
+        headers = ex.response_headers([("Cache-Control", v) for v in app_said])
+        assert [v for n, v in headers if n == "Cache-Control"] == ["no-store"]
 
 
 def test_app_set_cookies_are_kept(make_kit: MakeKit) -> None:
@@ -273,6 +297,7 @@ def test_insecure_development_drops_secure_and_the_prefix(make_kit: MakeKit) -> 
     kit = make_kit(insecure_development=True)
     ex = kit.open(None)
     ex.session["a"] = 1
+    assert ex.visitor is not None
     cookies = set_cookies(ex.response_headers([]))
     assert set(cookies) == {"session", "visitor"}
     assert all("Secure" not in v for v in cookies.values())
@@ -300,6 +325,7 @@ def test_emitted_cookies_always_match_the_cookie_grammar(data: dict[str, Any]) -
     ex = kit.open(None)
     ex.session.update(data)
     ex.session.login("someone")
+    assert ex.visitor is not None
     cookies = [v for n, v in ex.response_headers([]) if n == "Set-Cookie"]
     assert len(cookies) == 2
     for header in cookies:
@@ -320,7 +346,7 @@ def test_a_failing_event_hook_never_breaks_the_request(
 
     kit = make_kit(visitor_cookie=None, on_security_event=broken)
     with caplog.at_level(logging.WARNING, logger="sessionkit.security"):
-        ex = kit.open("__Host-session=garbage")
+        ex = used(kit.open("__Host-session=garbage"))
     assert ex.session == {}
     assert "on_security_event raised" in caplog.text
     assert "Max-Age=0" in dict(ex.response_headers([]))["Set-Cookie"]

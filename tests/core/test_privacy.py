@@ -318,6 +318,7 @@ def test_opt_out_expires_the_visitor_cookie_and_remembers_without_an_id(
 ) -> None:
     kit = make_kit()
     first = kit.open(None)
+    assert first.visitor is not None
     cookie = cookie_header(first.response_headers([]))
     ex = kit.open(cookie)
     assert ex.visitor == first.visitor
@@ -375,7 +376,9 @@ def test_trusted_proxy_hops_decide_which_address_is_believed(
 ) -> None:
     events: list[SecurityEvent] = []
     kit = make_kit(trusted_proxy_hops=hops, on_security_event=events.append)
-    kit.open("__Host-session=forged", client="192.0.2.10", forwarded_for=forwarded)
+    ex = kit.open("__Host-session=forged", client="192.0.2.10", forwarded_for=forwarded)
+    assert events == []  # nothing is opened until the app uses the session
+    ex.session.get("x")
     assert [e.client for e in events] == [expected]
 
 

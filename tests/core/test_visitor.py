@@ -53,6 +53,9 @@ def test_forged_moved_or_foreign_values_are_rejected() -> None:
 def test_set_once_then_not_resent(make_kit: MakeKit) -> None:
     kit = make_kit()
     ex = kit.open(None)
+    assert visitor_cookie(ex.response_headers([])) is None, "minted only when asked for"
+    ex = kit.open(None)
+    assert ex.visitor is not None
     header = visitor_cookie(ex.response_headers([]))
     assert header is not None
     assert "Max-Age=31536000; Path=/; Secure; HttpOnly; SameSite=Lax" in header
@@ -64,6 +67,7 @@ def test_set_once_then_not_resent(make_kit: MakeKit) -> None:
 def test_older_key_reissues_the_same_id(make_kit: MakeKit) -> None:
     old, new = generate_key(), generate_key()
     ex = make_kit(secret_keys=[old]).open(None)
+    assert ex.visitor is not None
     header = visitor_cookie(ex.response_headers([]))
     assert header is not None
     ex2 = make_kit(secret_keys=[new, old]).open(header.split(";")[0])
@@ -80,8 +84,10 @@ def test_opt_out_sets_nothing_and_expires_an_existing_cookie(
     kit = make_kit()
     first = kit.open(None, **headers)
     assert first.visitor is None
-    assert first.response_headers([]) == []
-    header = visitor_cookie(kit.open(None).response_headers([]))
+    assert first.response_headers([]) == [("Vary", "Cookie")]
+    plain = kit.open(None)
+    assert plain.visitor is not None
+    header = visitor_cookie(plain.response_headers([]))
     assert header is not None
     ex = kit.open(header.split(";")[0], **headers)
     assert ex.visitor is None
@@ -107,6 +113,7 @@ def test_visitor_cookie_never_restores_a_login(make_kit: MakeKit) -> None:
     kit = make_kit()
     ex = kit.open(None)
     ex.session.login("alice")
+    assert ex.visitor is not None
     headers = ex.response_headers([])
     only_visitor = visitor_cookie(headers)
     assert only_visitor is not None

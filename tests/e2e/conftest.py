@@ -48,7 +48,7 @@ def _asgi_state(request: Request) -> dict[str, Any]:
         "user": session.user_id,
         "session": dict(session),
         "id": session.id,
-        "visitor": request.scope["sessionkit.visitor"],
+        "visitor": sessionkit.asgi.visitor_of(request.scope),
     }
 
 
@@ -151,7 +151,7 @@ def make_wsgi_app(kit: sessionkit.SessionKit) -> Callable[..., Iterable[bytes]]:
                 "user": session.user_id,
                 "session": dict(session),
                 "id": session.id,
-                "visitor": environ["sessionkit.visitor"],
+                "visitor": sessionkit.wsgi.visitor_of(environ),
             },
         )
 

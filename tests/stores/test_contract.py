@@ -1,214 +1,199 @@
-"""One contract, three stores: memory, SQLite on a file, Redis on a real server."""
+"""One contract, three stores: memory, SQLite on a file, Redis on a real server.
+
+A store makes no decision; it must load what was saved, write only over the version it
+is told, keep tenants apart by namespace, and forget what has expired. Everything the
+session rules rely on is pinned here, on all three stores (``any_store``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from sessionkit.stores import MemoryStore, SessionRecord, SQLiteStore, Store
+from sessionkit.families import Ended, FamilyRef, Record, new_record
+from sessionkit.session import State, new_session_id
+from sessionkit.stores.base import Store
 
 NOW = 1_800_000_000.0
+NS = ("aaaaaaaa",)
 
 
-def make_record(
-    user: str | int | None = None,
-    *,
-    expires_at: float = NOW + 3600,
-    sid: str = "sid-1",
-    data: dict[str, Any] | None = None,
-) -> SessionRecord:
-    return SessionRecord(sid, None, 0.0, user, data, expires_at)
+def ref(user: str | int | None = "alice", ns: tuple[str, ...] = NS) -> FamilyRef:
+    return FamilyRef(new_session_id(), user, ns)
 
 
-def open_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
-    if kind == "memory":
-        return MemoryStore()
-    if kind == "sqlite":
-        return SQLiteStore(tmp_path / "sessions.db")
-    from sessionkit.stores import RedisStore
-
-    server = request.getfixturevalue("redis_server")
-    return RedisStore(server.url, prefix=f"test:{uuid.uuid4().hex}:")
+def rec(r: FamilyRef, version: int = 1, **data: object) -> Record:
+    state = State.fresh(NOW)._replace(id=r.family[::-1], family=r.family, user_id=r.user_id)
+    if r.user_id is not None:
+        state = state._replace(auth_time=int(NOW))
+    record = new_record(state, dict(data), NOW)
+    return Record(version, record.state, None, int(NOW), record.data_json)
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    opened = open_store(request.param, tmp_path, request)
-    yield opened
-    if hasattr(opened, "close"):
-        opened.close()
+def test_is_a_store(any_store: Store) -> None:
+    assert isinstance(any_store, Store)
 
 
-def test_is_a_store(store: Store) -> None:
-    assert isinstance(store, Store)
+@pytest.mark.parametrize("user", ["alice", 7, None])
+def test_create_then_load(any_store: Store, user: str | int | None) -> None:
+    r = ref(user)
+    assert any_store.load(r, NOW) is None
+    record = rec(r, cart=["book"])
+    assert any_store.save(r, None, record, NOW + 60, NOW)
+    assert any_store.load(r, NOW) == record
 
 
-def test_round_trip(store: Store) -> None:
-    record = SessionRecord(
-        session_id="current",
-        previous_id="older",
-        previous_until=NOW + 5.5,
-        user_id="alice@example.com",
-        data={"cart": [1, 2, {"x": None}], "name": "Zoë ✓", "n": 1.25, "ok": True},
-        expires_at=NOW + 1800.25,
-    )
-    store.save("fam-1", record, NOW)
-    assert store.load("fam-1", NOW) == record
-    assert store.load("fam-1", NOW + 1800) == record
+def test_create_refuses_when_something_live_is_there(any_store: Store) -> None:
+    r = ref()
+    assert any_store.save(r, None, rec(r), NOW + 60, NOW)
+    assert not any_store.save(r, None, rec(r, x=1), NOW + 60, NOW)
+    tomb = Ended(2, int(NOW), "logout")
+    assert any_store.save(r, 1, tomb, NOW + 60, NOW)
+    assert not any_store.save(r, None, rec(r), NOW + 60, NOW), "a tombstone blocks re-creation"
+    assert any_store.load(r, NOW) == tomb
 
 
-def test_missing_family_is_none(store: Store) -> None:
-    assert store.load("no-such-family", NOW) is None
+def test_save_writes_only_over_the_expected_version(any_store: Store) -> None:
+    r = ref()
+    any_store.save(r, None, rec(r), NOW + 60, NOW)
+    assert not any_store.save(r, 5, rec(r, 6, stale=True), NOW + 60, NOW)
+    assert any_store.save(r, 1, rec(r, 2, fresh=True), NOW + 60, NOW)
+    assert not any_store.save(r, 1, rec(r, 2, stale=True), NOW + 60, NOW)
+    loaded = any_store.load(r, NOW)
+    assert isinstance(loaded, Record)
+    assert (loaded.version, loaded.data()) == (2, {"fresh": True})
 
 
-def test_save_replaces(store: Store) -> None:
-    store.save("fam", make_record(sid="a"), NOW)
-    store.save("fam", make_record(sid="b", expires_at=NOW + 60), NOW)
-    loaded = store.load("fam", NOW)
-    assert loaded is not None
-    assert (loaded.session_id, loaded.expires_at) == ("b", NOW + 60)
+def test_a_conditional_save_of_a_missing_family_fails(any_store: Store) -> None:
+    r = ref()
+    assert not any_store.save(r, 1, rec(r, 2), NOW + 60, NOW)
+    assert any_store.load(r, NOW) is None
 
 
-def test_expired_record_is_not_returned(store: Store) -> None:
-    store.save("fam", make_record(expires_at=NOW + 10), NOW)
-    assert store.load("fam", NOW + 9.999) is not None
-    assert store.load("fam", NOW + 10) is None
-    assert store.load("fam", NOW + 11) is None
+def test_expired_state_is_gone(any_store: Store) -> None:
+    r = ref()
+    any_store.save(r, None, rec(r), NOW + 60, NOW)
+    assert any_store.load(r, NOW + 59.9) is not None
+    assert any_store.load(r, NOW + 60) is None
+    assert not any_store.save(r, 1, rec(r, 2), NOW + 120, NOW + 61), "no write over expired"
+    assert any_store.save(r, None, rec(r), NOW + 120, NOW + 61), "expired makes room"
 
 
-def test_saving_an_expired_record_keeps_nothing(store: Store) -> None:
-    store.save("fam", make_record("u"), NOW)
-    store.save("fam", make_record("u", expires_at=NOW - 1), NOW)
-    assert store.load("fam", NOW - 100) is None
-    assert store.delete_user("u") == 0
+def test_saving_an_already_expired_state_keeps_nothing(any_store: Store) -> None:
+    r = ref()
+    any_store.save(r, None, rec(r), NOW + 60, NOW)
+    assert any_store.save(r, 1, rec(r, 2), NOW, NOW)
+    assert any_store.load(r, NOW) is None
 
 
-def test_delete(store: Store) -> None:
-    store.save("a", make_record("u"), NOW)
-    store.save("b", make_record("u"), NOW)
-    store.delete("a")
-    assert store.load("a", NOW) is None
-    assert store.load("b", NOW) is not None
-    store.delete("a")  # missing: not an error
-    store.delete("never-saved")
-    assert store.delete_user("u") == 1
+def test_namespaces_keep_applications_apart(any_store: Store) -> None:
+    mine = ref("alice", ns=("11111111",))
+    theirs = FamilyRef(new_session_id(), "alice", ("22222222",))
+    any_store.save(mine, None, rec(mine), NOW + 60, NOW)
+    any_store.save(theirs, None, rec(theirs), NOW + 60, NOW)
+    assert any_store.revoke_user("alice", ("11111111",), NOW) == 1
+    assert any_store.load(mine, NOW) is None
+    assert any_store.load(theirs, NOW) is not None
+    assert any_store.load(FamilyRef(theirs.family, "alice", ("11111111",)), NOW) is None
 
 
-def test_delete_user(store: Store) -> None:
-    store.save("a1", make_record(1), NOW)
-    store.save("a2", make_record(1), NOW)
-    store.save("s1", make_record("1"), NOW)  # the string "1" is another user than the int 1
-    store.save("b1", make_record(2), NOW)
-    store.save("anon", make_record(None), NOW)
-
-    assert store.delete_user(1) == 2
-    assert store.load("a1", NOW) is None
-    assert store.load("a2", NOW) is None
-    for family in ("s1", "b1", "anon"):
-        assert store.load(family, NOW) is not None, family
-
-    assert store.delete_user(1) == 0
-    assert store.delete_user("1") == 1
-    assert store.load("s1", NOW) is None
-    assert store.load("b1", NOW) is not None
-    assert store.delete_user("nobody") == 0
+def test_a_record_moves_to_the_newest_namespace_when_written(any_store: Store) -> None:
+    old = ref("alice", ns=("0ld0ld00",))
+    rotated = FamilyRef(old.family, "alice", ("ne3ne3ne", "0ld0ld00"))
+    any_store.save(old, None, rec(old), NOW + 60, NOW)
+    assert any_store.load(rotated, NOW) == rec(old)
+    assert any_store.save(rotated, 1, rec(old, 2), NOW + 60, NOW)
+    assert any_store.load(FamilyRef(old.family, "alice", ("ne3ne3ne",)), NOW) is not None
+    assert any_store.load(old, NOW) is None
+    assert any_store.revoke_user("alice", ("ne3ne3ne",), NOW) == 1
 
 
-def test_rebinding_a_family_moves_it_to_the_new_user(store: Store) -> None:
-    store.save("fam", make_record("alice"), NOW)
-    store.save("fam", make_record("bob"), NOW)
-    assert store.delete_user("alice") == 0
-    assert store.load("fam", NOW) is not None
-    store.save("fam", make_record(None), NOW)
-    assert store.delete_user("bob") == 0
-    assert store.load("fam", NOW) is not None
-    store.save("fam", make_record("carol"), NOW)
-    assert store.delete_user("carol") == 1
-    assert store.load("fam", NOW) is None
+def test_revoke_user_ends_only_that_users_live_families(any_store: Store) -> None:
+    alice = [ref("alice") for _ in range(3)]
+    for r in alice:
+        any_store.save(r, None, rec(r), NOW + 60, NOW)
+    bob, numeric = ref("bob"), ref(1)
+    any_store.save(bob, None, rec(bob), NOW + 60, NOW)
+    any_store.save(numeric, None, rec(numeric), NOW + 60, NOW)
+    any_store.save(alice[0], 1, Ended(2, int(NOW), "logout"), NOW + 60, NOW)
+    assert any_store.revoke_user("alice", NS, NOW) == 2  # the ended one is not counted
+    assert all(any_store.load(r, NOW) is None for r in alice)
+    assert any_store.load(bob, NOW) is not None
+    assert any_store.revoke_user("1", NS, NOW) == 0, "1 and '1' are different users"
+    assert any_store.revoke_user(1, NS, NOW) == 1
+    assert any_store.revoke_user("nobody", NS, NOW) == 0
 
 
-def test_async_forms(store: Store) -> None:
+def test_families_of_lists_live_records_only(any_store: Store) -> None:
+    live = [ref("alice") for _ in range(3)]
+    for r in live:
+        any_store.save(r, None, rec(r), NOW + 60, NOW)
+    ended, expired = ref("alice"), ref("alice")
+    any_store.save(ended, None, rec(ended), NOW + 60, NOW)
+    any_store.save(ended, 1, Ended(2, int(NOW), "logout"), NOW + 60, NOW)
+    any_store.save(expired, None, rec(expired), NOW + 10, NOW)
+    found = any_store.families_of("alice", NS, NOW + 20)
+    assert sorted(f for f, _ in found) == sorted(r.family for r in live)
+    assert all(isinstance(record, Record) for _, record in found)
+    assert any_store.families_of("bob", NS, NOW) == []
+
+
+def test_async_forms(any_store: Store) -> None:
     async def scenario() -> None:
-        assert await store.aload("fam", NOW) is None
-        record = make_record(7, data={"k": "v"})
-        await store.asave("fam", record, NOW)
-        await store.asave("other", make_record("7"), NOW)
-        assert await store.aload("fam", NOW) == record
-        assert await store.aload("fam", record.expires_at - 0.001) == record
-        await store.asave("short", make_record(expires_at=NOW + 1), NOW)
-        assert await store.aload("short", NOW + 1) is None
-        await store.asave("gone", make_record(7), NOW)
-        await store.adelete("gone")
-        await store.adelete("gone")
-        assert await store.aload("gone", NOW) is None
-        assert await store.adelete_user(7) == 1
-        assert await store.aload("fam", NOW) is None
-        assert await store.aload("other", NOW) is not None
+        r = ref(7)
+        assert await any_store.aload(r, NOW) is None
+        assert await any_store.asave(r, None, rec(r, k="v"), NOW + 60, NOW)
+        assert not await any_store.asave(r, None, rec(r), NOW + 60, NOW)
+        assert await any_store.aload(r, NOW) == rec(r, k="v")
+        assert [f for f, _ in await any_store.afamilies_of(7, NS, NOW)] == [r.family]
+        assert await any_store.arevoke_user(7, NS, NOW) == 1
+        assert await any_store.aload(r, NOW) is None
 
     asyncio.run(scenario())
-    # the blocking forms see what the coroutines wrote
-    assert store.load("other", NOW) is not None
 
 
-def test_several_event_loops(store: Store) -> None:
+def test_several_event_loops(any_store: Store) -> None:
     """Each asyncio.run is a new loop; the same store keeps working in every one."""
 
-    async def save(family: str) -> None:
-        await store.asave(family, make_record("u"), NOW)
+    async def create() -> None:
+        r = ref("u")
+        await any_store.asave(r, None, rec(r), NOW + 60, NOW)
 
-    async def count() -> int:
-        return await store.adelete_user("u")
-
-    for i in range(3):
-        asyncio.run(save(f"fam-{i}"))
+    for _ in range(3):
+        asyncio.run(create())
     errors: list[BaseException] = []
 
-    def in_thread(i: int) -> None:
+    def in_thread() -> None:
         try:
-            asyncio.run(save(f"thread-{i}"))
+            asyncio.run(create())
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=in_thread, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=in_thread) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert errors == []
-    assert asyncio.run(count()) == 7
+    assert any_store.revoke_user("u", NS, NOW) == 7
 
 
-def test_async_concurrent_saves(store: Store) -> None:
-    async def scenario() -> int:
-        await asyncio.gather(*(store.asave(f"f{i}", make_record("many"), NOW) for i in range(40)))
-        loaded = await asyncio.gather(*(store.aload(f"f{i}", NOW) for i in range(40)))
-        assert all(r is not None for r in loaded)
-        return await store.adelete_user("many")
-
-    assert asyncio.run(scenario()) == 40
-
-
-def test_concurrent_saves_from_threads(store: Store) -> None:
-    per_thread, threads_n = 40, 8
+def test_concurrent_writers_of_one_version_exactly_one_wins(any_store: Store) -> None:
+    r = ref("race")
+    any_store.save(r, None, rec(r), NOW + 60, NOW)
+    threads_n = 8
     barrier = threading.Barrier(threads_n)
+    wins: list[int] = []
     errors: list[BaseException] = []
 
     def work(t: int) -> None:
         try:
             barrier.wait()
-            for i in range(per_thread):
-                store.save(f"t{t}-{i}", make_record(t % 2, sid=f"{t}-{i}"), NOW)
-                store.save("shared", make_record("shared", sid=f"{t}-{i}"), NOW)
-                loaded = store.load(f"t{t}-{i}", NOW)
-                assert loaded is not None
-                assert loaded.session_id == f"{t}-{i}"
-        except BaseException as exc:
+            if any_store.save(r, 1, rec(r, 2, winner=t), NOW + 60, NOW):
+                wins.append(t)
+        except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(t,)) for t in range(threads_n)]
@@ -217,9 +202,21 @@ def test_concurrent_saves_from_threads(store: Store) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    shared = store.load("shared", NOW)
-    assert shared is not None
-    assert shared.session_id.endswith(f"-{per_thread - 1}")
-    assert store.delete_user(0) == per_thread * threads_n // 2
-    assert store.delete_user(1) == per_thread * threads_n // 2
-    assert store.delete_user("shared") == 1
+    assert len(wins) == 1
+    loaded = any_store.load(r, NOW)
+    assert isinstance(loaded, Record)
+    assert loaded.data() == {"winner": wins[0]}
+
+
+def test_concurrent_async_writers_of_one_version_exactly_one_wins(any_store: Store) -> None:
+    r = ref("race")
+    any_store.save(r, None, rec(r), NOW + 60, NOW)
+
+    async def scenario() -> list[bool]:
+        return list(
+            await asyncio.gather(
+                *(any_store.asave(r, 1, rec(r, 2, w=i), NOW + 60, NOW) for i in range(20))
+            )
+        )
+
+    assert sum(asyncio.run(scenario())) == 1

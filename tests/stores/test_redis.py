@@ -1,34 +1,49 @@
-"""RedisStore specifics: key layout and TTLs, outages, lazy and optional import."""
+"""RedisStore specifics on a real server: key layout, bounds, outages, pools, secrets."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
+import logging
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 
 from sessionkit import ConfigurationError
-from sessionkit.stores import SessionRecord, StoreUnavailable
+from sessionkit.families import Ended, FamilyRef, Record, new_record
+from sessionkit.session import State, new_session_id
+from sessionkit.stores import StoreUnavailable
 from sessionkit.stores.redis import RedisStore
 
 NOW = 1_800_000_000.0
+NS = ("aaaaaaaa",)
 
 
-def record(user: str | int | None = None, ttl: float = 3600) -> SessionRecord:
-    return SessionRecord("sid", None, 0.0, user, {"k": 1}, NOW + ttl)
+def ref(user: str | int | None = "u", ns: tuple[str, ...] = NS) -> FamilyRef:
+    return FamilyRef(new_session_id(), user, ns)
+
+
+def rec(r: FamilyRef, version: int = 1) -> Record:
+    state = State(r.family[::-1], r.family, r.user_id, int(NOW), int(NOW), int(NOW),
+                  int(NOW) if r.user_id is not None else 0, 0, None)  # fmt: skip
+    record = new_record(state, {"k": 1}, NOW)
+    return Record(version, record.state, None, int(NOW), record.data_json)
+
+
+def create(store: RedisStore, r: FamilyRef, ttl: float = 3600, now: float = NOW) -> bool:
+    return store.save(r, None, rec(r), now + ttl, now)
 
 
 @pytest.fixture
 def prefix() -> str:
-    return f"test:{uuid.uuid4().hex}:"
+    return f"test{uuid.uuid4().hex[:8]}:"
 
 
 @pytest.fixture
@@ -45,149 +60,253 @@ def raw(redis_server: Any) -> Iterator[redis.Redis]:
     client.close()
 
 
-def test_key_layout_and_ttls(store: RedisStore, raw: redis.Redis, prefix: str) -> None:
-    rec = record(42, ttl=100)
-    store.save("fam", rec, NOW)
-    assert raw.get(f"{prefix}f:fam") == rec.dumps()
-    assert raw.get(f"{prefix}o:fam") == json.dumps(42)
-    assert raw.smembers(f"{prefix}u:42") == {"fam"}
-    for key in (f"{prefix}f:fam", f"{prefix}o:fam", f"{prefix}u:42"):
-        pttl = raw.pttl(key)
-        assert 99_000 < pttl <= 100_000, key
+# ---------------------------------------------------------------------- layout
 
-    # the user's set lives as long as its longest-lived family
-    store.save("long", record(42, ttl=1000), NOW)
-    assert 999_000 < raw.pttl(f"{prefix}u:42") <= 1_000_000
-    store.save("short", record(42, ttl=10), NOW)
-    assert 999_000 < raw.pttl(f"{prefix}u:42") <= 1_000_000
-    assert 9_000 < raw.pttl(f"{prefix}f:short") <= 10_000
 
-    # an anonymous family has no owner key and joins no set
-    store.save("anon", record(None, ttl=50), NOW)
-    assert raw.exists(f"{prefix}o:anon") == 0
-    assert 49_000 < raw.pttl(f"{prefix}f:anon") <= 50_000
+def test_a_users_keys_share_one_hash_tag_and_carry_no_user_data(
+    store: RedisStore, raw: redis.Redis, prefix: str
+) -> None:
+    r = ref("alice@example.com")
+    create(store, r, ttl=100)
+    keys = sorted(raw.keys(f"{prefix}*"))
+    assert len(keys) == 2  # the hash and the live set; no tombstone set yet
+    assert all("alice" not in k and "example" not in k for k in keys)
+    tags = {k[k.index("{") : k.index("}") + 1] for k in keys}
+    assert len(tags) == 1
+    (tag,) = tags
+    assert tag.startswith("{u:")
+    base = f"{prefix}{NS[0]}:{tag}"
+    assert raw.hget(base, r.family) is not None
+    assert raw.zscore(f"{base}:l", r.family) == pytest.approx((NOW + 100) * 1000)
+    for key in keys:
+        assert 99_000 < raw.pttl(key) <= 100_000, key
+
+
+def test_the_users_keys_live_as_long_as_their_longest_family(
+    store: RedisStore, raw: redis.Redis, prefix: str
+) -> None:
+    create(store, ref(), ttl=1000)
+    create(store, ref(), ttl=10)
+    for key in raw.keys(f"{prefix}*"):
+        assert 999_000 < raw.pttl(key) <= 1_000_000
+
+
+def test_an_anonymous_family_is_one_string_with_a_ttl(
+    store: RedisStore, raw: redis.Redis, prefix: str
+) -> None:
+    r = ref(None)
+    create(store, r, ttl=50)
+    assert raw.keys(f"{prefix}*") == [f"{prefix}{NS[0]}:{{a:{r.family}}}"]
+    assert 49_000 < raw.pttl(f"{prefix}{NS[0]}:{{a:{r.family}}}") <= 50_000
 
 
 def test_ttl_follows_the_callers_clock(store: RedisStore, raw: redis.Redis, prefix: str) -> None:
-    """TTL is expires_at - now, so a caller's clock far from the server's changes nothing."""
+    """TTL is until - now, so a caller's clock far from the server's changes nothing."""
     long_ago = 1_000_000.0
-    store.save("fam", SessionRecord("s", None, 0.0, "u", None, long_ago + 30), long_ago)
-    assert 29_000 < raw.pttl(f"{prefix}f:fam") <= 30_000
-    assert store.load("fam", long_ago) is not None
-
-
-def test_an_expired_save_removes_the_keys(store: RedisStore, raw: redis.Redis, prefix: str) -> None:
-    store.save("fam", record("u"), NOW)
-    store.save("fam", record("u", ttl=-5), NOW)
-    assert raw.exists(f"{prefix}f:fam", f"{prefix}o:fam") == 0
-    assert raw.sismember(f'{prefix}u:"u"', "fam") == 0
+    r = ref()
+    assert create(store, r, ttl=30, now=long_ago)
+    for key in raw.keys(f"{prefix}*"):
+        assert 29_000 < raw.pttl(key) <= 30_000
+    assert store.load(r, long_ago) is not None
 
 
 def test_keys_really_expire(store: RedisStore, raw: redis.Redis, prefix: str) -> None:
-    store.save("fam", SessionRecord("s", None, 0.0, "u", None, NOW + 0.05), NOW)
+    r = ref()
+    create(store, r, ttl=0.05, now=time.time())
     time.sleep(0.2)
-    assert raw.exists(f"{prefix}f:fam", f"{prefix}o:fam", f'{prefix}u:"u"') == 0
-    assert store.delete_user("u") == 0
+    assert raw.keys(f"{prefix}*") == []
 
 
-def test_delete_user_leaves_nothing_behind(
+def test_expired_families_are_forgotten_by_later_saves(
     store: RedisStore, raw: redis.Redis, prefix: str
 ) -> None:
-    for i in range(5):
-        store.save(f"f{i}", record("u"), NOW)
-    store.save("other", record("v"), NOW)
-    assert store.delete_user("u") == 5
-    assert sorted(raw.keys(f"{prefix}*")) == [
-        f"{prefix}f:other",
-        f"{prefix}o:other",
-        f'{prefix}u:"v"',
-    ]
+    for _ in range(5):
+        create(store, ref(), ttl=1)
+    live = ref()
+    create(store, live, ttl=600, now=NOW + 2)
+    members = set(raw.zrange(f"{prefix}{NS[0]}:{{u:{_tag('u')}}}:l", 0, -1))
+    assert members == {live.family}
+    assert raw.hkeys(f"{prefix}{NS[0]}:{{u:{_tag('u')}}}") == [live.family]
 
 
-def test_stale_members_are_pruned(store: RedisStore, raw: redis.Redis, prefix: str) -> None:
-    for i in range(5):
-        store.save(f"f{i}", SessionRecord("s", None, 0.0, "u", None, NOW + 0.05), NOW)
-    time.sleep(0.1)
-    store.save("live", record("u", ttl=600), NOW)
-    for _ in range(10):
-        store.save("live", record("u", ttl=600), NOW)
-    assert raw.smembers(f'{prefix}u:"u"') == {"live"}
+def _tag(user: str) -> str:
+    from sessionkit.stores.redis import _user_tag
+
+    return _user_tag(user)
+
+
+def test_a_tombstone_leaves_the_live_set(store: RedisStore, raw: redis.Redis, prefix: str) -> None:
+    r = ref()
+    create(store, r)
+    assert store.save(r, 1, Ended(2, int(NOW), "logout"), NOW + 60, NOW)
+    base = f"{prefix}{NS[0]}:{{u:{_tag('u')}}}"
+    assert raw.zscore(f"{base}:l", r.family) is None
+    assert raw.zscore(f"{base}:t", r.family) is not None
+    assert store.families_of("u", NS, NOW) == []
+
+
+def test_eviction_of_the_live_set_logs_out_never_in(
+    store: RedisStore, raw: redis.Redis, prefix: str
+) -> None:
+    r = ref()
+    create(store, r)
+    raw.delete(f"{prefix}{NS[0]}:{{u:{_tag('u')}}}:l")  # what an evicting Redis may do
+    assert store.load(r, NOW) is None
+    assert not store.save(r, 1, rec(r, 2), NOW + 60, NOW)
 
 
 def test_prefixes_keep_stores_apart(redis_server: Any) -> None:
-    a = RedisStore(redis_server.url, prefix=f"a{uuid.uuid4().hex}:")
-    b = RedisStore(redis_server.url, prefix=f"b{uuid.uuid4().hex}:")
-    a.save("fam", record("u"), NOW)
-    assert b.load("fam", NOW) is None
-    assert b.delete_user("u") == 0
-    assert a.delete_user("u") == 1
+    a = RedisStore(redis_server.url, prefix=f"a{uuid.uuid4().hex[:6]}:")
+    b = RedisStore(redis_server.url, prefix=f"b{uuid.uuid4().hex[:6]}:")
+    r = ref()
+    create(a, r)
+    assert b.load(r, NOW) is None
+    assert b.revoke_user("u", NS, NOW) == 0
+    assert a.revoke_user("u", NS, NOW) == 1
     a.close()
     b.close()
 
 
-def test_loop_clients_close_with_their_loop(store: RedisStore) -> None:
-    async def use() -> int:
-        await store.asave("fam", record("u"), NOW)
-        return len(store._loops)
+# ---------------------------------------------------------------------- bounds
 
-    assert asyncio.run(use()) == 1
+
+def _fill(raw: redis.Redis, prefix: str, user: str, count: int) -> None:
+    base = f"{prefix}{NS[0]}:{{u:{_tag(user)}}}"
+    text = rec(ref(user)).dumps()
+    until = (NOW + 3600) * 1000
+    pipe = raw.pipeline(transaction=False)
+    for i in range(count):
+        family = f"{i:022d}"
+        pipe.hset(base, family, text)
+        pipe.zadd(f"{base}:l", {family: until})
+        if i % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+
+
+def test_revoke_user_of_100k_sessions_runs_no_command_over_10ms(
+    store: RedisStore, raw: redis.Redis, prefix: str
+) -> None:
+    _fill(raw, prefix, "busy", 100_000)
+    raw.config_set("slowlog-log-slower-than", 10_000)  # microseconds
+    raw.slowlog_reset()
+    try:
+        assert store.revoke_user("busy", NS, NOW) == 100_000
+        slow = [(e["duration"], e["command"]) for e in raw.slowlog_get(128)]
+    finally:
+        raw.config_set("slowlog-log-slower-than", 10_000)
+    assert slow == []
+    assert raw.keys(f"{prefix}*") == []
+
+
+def test_listing_a_thousand_sessions_is_one_round_trip(
+    store: RedisStore, raw: redis.Redis, prefix: str
+) -> None:
+    _fill(raw, prefix, "many", 1000)
+    store.families_of("many", NS, NOW)  # the script is loaded now
+    raw.config_resetstat()
+    found = store.families_of("many", NS, NOW)
+    stats = raw.info("commandstats")
+    assert len(found) == 1000
+    # One command from the client; what the script runs inside it is no round trip.
+    assert stats["cmdstat_evalsha"]["calls"] == 1
+    sent = {k for k in stats if k != "cmdstat_evalsha" and not k.startswith("cmdstat_config")}
+    assert sent <= {"cmdstat_zrangebyscore", "cmdstat_hmget"}
+
+
+def test_a_burst_beyond_the_pool_waits_for_a_connection(redis_server: Any, prefix: str) -> None:
+    small = RedisStore(redis_server.url, prefix=prefix, max_connections=4, socket_timeout=2)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(10):
+                create(small, ref())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert small.revoke_user("u", NS, NOW) == 320
+    small.close()
+
+
+def test_an_evicting_policy_is_reported_at_first_use(
+    redis_server: Any, raw: redis.Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        with caplog.at_level(logging.WARNING, logger="sessionkit.stores"):
+            store = RedisStore(redis_server.url, prefix=prefix)
+            store.load(ref(), NOW)
+            store.load(ref(), NOW)
+        store.close()
+    finally:
+        raw.config_set("maxmemory-policy", "noeviction")
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert "allkeys-lru" in warnings[0]
+    assert "logs those users out" in warnings[0]
+
+
+# ---------------------------------------------------------------------- event loops, outages
+
+
+def test_loop_clients_close_with_their_loop(store: RedisStore) -> None:
+    async def use() -> None:
+        create_ref = ref()
+        assert await store.asave(create_ref, None, rec(create_ref), NOW + 60, NOW)
+
+    for _ in range(3):
+        asyncio.run(use())
     gc.collect()
     assert len(store._loops) == 0
 
-    async def use_and_close() -> None:
-        assert await store.aload("fam", NOW) is not None
-        await store.aclose()
-        assert len(store._loops) == 0
-        assert await store.aload("fam", NOW) is not None  # a new client, on demand
-
-    asyncio.run(use_and_close())
-    assert len(store._loops) == 0
-
-
-ALL_CALLS: list[tuple[str, Callable[[RedisStore], Any]]] = [
-    ("load", lambda s: s.load("fam", NOW)),
-    ("save", lambda s: s.save("fam", record("u"), NOW)),
-    ("delete", lambda s: s.delete("fam")),
-    ("delete_user", lambda s: s.delete_user("u")),
-]
-ALL_ACALLS: list[tuple[str, Callable[[RedisStore], Any]]] = [
-    ("aload", lambda s: s.aload("fam", NOW)),
-    ("asave", lambda s: s.asave("fam", record("u"), NOW)),
-    ("adelete", lambda s: s.adelete("fam")),
-    ("adelete_user", lambda s: s.adelete_user("u")),
-]
-
-
-def assert_all_unavailable(store: RedisStore, limit: float) -> None:
-    for name, call in ALL_CALLS:
-        started = time.monotonic()
-        with pytest.raises(StoreUnavailable) as info:
-            call(store)
-        assert time.monotonic() - started < limit, name
-        assert isinstance(info.value.__cause__, redis.RedisError), name
-
-
-async def assert_all_unavailable_async(store: RedisStore, limit: float) -> None:
-    for name, call in ALL_ACALLS:
-        started = time.monotonic()
-        with pytest.raises(StoreUnavailable) as info:
-            await call(store)
-        assert time.monotonic() - started < limit, name
-        assert isinstance(info.value.__cause__, redis.RedisError), name
-
 
 def assert_all_work(store: RedisStore) -> None:
-    store.save("fam", record("u"), NOW)
-    assert store.load("fam", NOW) == record("u")
-    assert store.delete_user("u") == 1
-    store.delete("fam")
+    r = ref("w")
+    assert store.save(r, None, rec(r), NOW + 60, NOW)
+    assert store.load(r, NOW) == rec(r)
+    assert store.revoke_user("w", NS, NOW) == 1
 
 
 async def assert_all_work_async(store: RedisStore) -> None:
-    await store.asave("fam", record("u"), NOW)
-    assert await store.aload("fam", NOW) == record("u")
-    assert await store.adelete_user("u") == 1
-    await store.adelete("fam")
+    r = ref("w")
+    assert await store.asave(r, None, rec(r), NOW + 60, NOW)
+    assert await store.aload(r, NOW) == rec(r)
+    assert await store.arevoke_user("w", NS, NOW) == 1
+
+
+def assert_all_unavailable(store: RedisStore, limit: float) -> None:
+    r = ref("w")
+    for call in (
+        lambda: store.load(r, NOW),
+        lambda: store.save(r, None, rec(r), NOW + 60, NOW),
+        lambda: store.revoke_user("w", NS, NOW),
+        lambda: store.families_of("w", NS, NOW),
+    ):
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            call()
+        assert time.monotonic() - started < limit
+
+
+async def assert_all_unavailable_async(store: RedisStore, limit: float) -> None:
+    r = ref("w")
+    for call in (
+        lambda: store.aload(r, NOW),
+        lambda: store.asave(r, None, rec(r), NOW + 60, NOW),
+        lambda: store.arevoke_user("w", NS, NOW),
+        lambda: store.afamilies_of("w", NS, NOW),
+    ):
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await call()
+        assert time.monotonic() - started < limit
 
 
 def test_outage_and_recovery(redis_server: Any, prefix: str) -> None:
@@ -199,11 +318,10 @@ def test_outage_and_recovery(redis_server: Any, prefix: str) -> None:
         assert_all_work(store)
         redis_server.stop()
         try:
-            assert_all_unavailable(store, limit=2.0)
-            await assert_all_unavailable_async(store, limit=2.0)
+            assert_all_unavailable(store, limit=2.5)
+            await assert_all_unavailable_async(store, limit=2.5)
         finally:
             redis_server.start()
-        # the same store object, the same loop: calls work again
         await assert_all_work_async(store)
         assert_all_work(store)
 
@@ -215,8 +333,8 @@ def test_outage_before_first_use(redis_server: Any, prefix: str) -> None:
     redis_server.stop()
     try:
         store = RedisStore(redis_server.url, prefix=prefix)  # no connection yet: no error
-        assert_all_unavailable(store, limit=2.0)
-        asyncio.run(assert_all_unavailable_async(store, limit=2.0))
+        assert_all_unavailable(store, limit=2.5)
+        asyncio.run(assert_all_unavailable_async(store, limit=2.5))
     finally:
         redis_server.start()
     assert_all_work(store)
@@ -244,12 +362,66 @@ def test_a_hung_server_times_out(redis_server: Any, prefix: str) -> None:
     store.close()
 
 
-def test_password_is_not_in_messages() -> None:
-    store = RedisStore("redis://user:hunter2@127.0.0.1:1/0", socket_timeout=0.5)
-    with pytest.raises(StoreUnavailable) as info:
-        store.load("fam", NOW)
-    assert "hunter2" not in str(info.value)
+# ---------------------------------------------------------------------- clients you pass in
+
+
+def test_your_own_clients_are_used(redis_server: Any, prefix: str) -> None:
+    import redis.asyncio
+
+    sync_client = redis.Redis.from_url(redis_server.url)
+
+    async def with_async_client() -> None:
+        async_client = redis.asyncio.Redis.from_url(redis_server.url)
+        both = RedisStore(client=sync_client, async_client=async_client, prefix=prefix)
+        await assert_all_work_async(both)
+        assert_all_work(both)
+        await async_client.aclose()
+
+    asyncio.run(with_async_client())
+    only_sync = RedisStore(client=sync_client, prefix=prefix)
+    asyncio.run(assert_all_work_async(only_sync))  # in a worker thread
+    only_async = RedisStore(async_client=redis.asyncio.Redis(), prefix=prefix)
+    with pytest.raises(ConfigurationError, match="client= too"):
+        only_async.load(ref(), NOW)
+    sync_client.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"url": "redis://127.0.0.1:1/0", "client": object()}],
+)
+def test_a_store_needs_one_way_to_reach_redis(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match="either url= or your own client"):
+        RedisStore(**kwargs)
+
+
+# ---------------------------------------------------------------------- secrets, configuration
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://user:hunter2@127.0.0.1:1/0",
+        "redis://:hunter2@127.0.0.1:1/0",
+        "redis://127.0.0.1:1/0?password=hunter2",
+        "redis://127.0.0.1:1/0?username=u&password=hunter2&socket_timeout=1",
+        "rediss://user:hunter2@127.0.0.1:1/0",
+        "unix:///tmp/no-such-redis.sock?password=hunter2",
+    ],
+)
+def test_a_password_never_reaches_messages_or_repr(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        store = RedisStore(url, socket_timeout=0.5)
+        with pytest.raises(StoreUnavailable) as info:
+            store.load(ref(), NOW)
+        with pytest.raises(StoreUnavailable) as ainfo:
+            asyncio.run(store.aload(ref(), NOW))
+    for text in (str(info.value), str(ainfo.value), repr(store), caplog.text):
+        assert "hunter2" not in text
     assert "***" in str(info.value)
+    assert info.value.__cause__ is None  # the driver's exception, with the URL, is not kept
     store.close()
 
 
@@ -259,9 +431,18 @@ def test_bad_url_is_a_configuration_error(url: str) -> None:
         RedisStore(url)
 
 
-def test_bad_timeout_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match="socket_timeout"):
-        RedisStore(socket_timeout=0)
+@pytest.mark.parametrize(
+    ("kwargs", "fix"),
+    [
+        ({"socket_timeout": 0}, "socket_timeout"),
+        ({"max_connections": 0}, "max_connections"),
+        ({"replicas": -1}, "replicas"),
+        ({"replica_timeout": 0}, "replica_timeout"),
+    ],
+)
+def test_bad_settings_are_configuration_errors(kwargs: dict[str, Any], fix: str) -> None:
+    with pytest.raises(ConfigurationError, match=fix):
+        RedisStore("redis://127.0.0.1:6379/0", **kwargs)
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
@@ -296,4 +477,4 @@ def test_without_redis_the_import_error_names_the_extra() -> None:
         "    raise SystemExit('imported')\n"
     )
     assert done.returncode == 0, done.stderr
-    assert "pip install sessionkit[redis]" in done.stdout
+    assert 'pip install "sessionkit-secure[redis]"' in done.stdout

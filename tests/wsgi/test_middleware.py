@@ -17,7 +17,7 @@ from werkzeug.test import Client
 
 import sessionkit
 from sessionkit.seal import b64decode, b64encode
-from sessionkit.wsgi import SessionMiddleware
+from sessionkit.wsgi import SessionMiddleware, visitor_of
 from support import set_cookies
 
 SESSION = "__Host-session"
@@ -51,7 +51,7 @@ def _state(environ: dict[str, Any]) -> dict[str, Any]:
         "session": dict(session),
         "id": session.id,
         "is_new": session.is_new,
-        "visitor": environ["sessionkit.visitor"],
+        "visitor": visitor_of(environ),
     }
 
 

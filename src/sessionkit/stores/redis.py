@@ -305,7 +305,7 @@ class RedisStore:
                     # never waits much more than socket_timeout.
                     retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
                 )
-                client = redis_py.Redis(connection_pool=pool)
+                client = redis_py.Redis.from_pool(pool)
             except ValueError as exc:
                 raise ConfigurationError(
                     f"RedisStore url {self._where!r} is not usable: {self._hide(exc)}; use "
@@ -555,7 +555,7 @@ class RedisStore:
                     socket_connect_timeout=self._timeout,
                     retry=AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
                 )
-                client = redis_asyncio.Redis(connection_pool=pool)
+                client = redis_asyncio.Redis.from_pool(pool)
                 entry = _LoopClient(client, _Scripts.on(client))
                 self._loops[loop] = entry
                 check = not self._policy_checked
