@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .errors import BadToken, SessionTooLarge
 from .events import DUPLICATE
 from .families import (
+    LOGIN,
+    LOGOUT,
     FamilyRef,
     Intent,
     Judgement,
@@ -61,9 +63,6 @@ _VARY_COVERS = ("cookie", "*")
 #: Key id bytes of a sealed token are bytes 1-4: the first 8 base64url characters.
 _KID_CHARS = 8
 
-#: Why a family ended, recorded in its tombstone.
-LOGOUT = "logout"
-LOGIN = "login"
 
 
 class RequestInfo(NamedTuple):

@@ -40,6 +40,8 @@ from .lifetime import Lifetime, Timeouts
 from .session import State, UserId, check_timeouts, new_session_id
 
 __all__ = [
+    "LOGIN",
+    "LOGOUT",
     "Ended",
     "FamilyRef",
     "Plan",
@@ -53,6 +55,9 @@ __all__ = [
 ]
 
 _HEADER_END = b"\n"
+#: Why a family ended, recorded in its tombstone: the user's own logout, or a login.
+LOGOUT = "logout"
+LOGIN = "login"
 #: Second header field of a tombstone (a record has the session id there).
 _ENDED_MARK = 0
 
@@ -190,7 +195,8 @@ class Verdict(enum.Enum):
     #: The previous id while the current one is unconfirmed: a lost response or a
     #: parallel tab. The request goes on as the current id and re-issues its cookie.
     PREVIOUS = "previous"
-    #: The family ended less than ``rotation_grace`` ago (a parallel logout or login):
+    #: The family ended less than ``rotation_grace`` ago by a logout or login (of a
+    #: parallel request of the same browser):
     #: the request goes on with an empty session and must not touch the cookie, which
     #: the browser may already have replaced.
     ENDED_RECENTLY = "ended_recently"
@@ -217,7 +223,10 @@ def judge(stored: Stored | None, cookie: State, now: float, timeouts: Timeouts) 
     if stored is None:
         return Judgement(Verdict.REVOKED, reason=REVOKED)
     if isinstance(stored, Ended):
-        if stamp - stored.ended_at <= timeouts.grace:
+        # A parallel request of the same browser ended it (its logout or login): that
+        # browser may already hold the new cookie. An ending for theft is always loud.
+        own = stored.reason in (LOGOUT, LOGIN)
+        if own and stamp - stored.ended_at <= timeouts.grace:
             return Judgement(Verdict.ENDED_RECENTLY)
         return Judgement(Verdict.REVOKED, reason=REVOKED)
     state = stored.state

@@ -105,3 +105,8 @@ def test_plan_writes_nothing_when_nothing_changed() -> None:
 def test_plan_for_an_ended_family_is_none() -> None:
     rec = record()
     assert plan(Ended(2, NOW, "logout"), rec, Intent(rec.state, {}, True, False), NOW, T) is None
+
+
+def test_an_ending_for_theft_is_never_quiet() -> None:
+    for reason in ("replayed_id", "revoked"):
+        assert judge(Ended(2, NOW, reason), state(), NOW, T).verdict is Verdict.REVOKED

@@ -75,17 +75,23 @@ class CoreBrowser:
         now: float | None = None,
         client: str | None = "203.0.113.7",
     ) -> Response:
-        """Run one request; ``app`` is the application code, given the session."""
+        """Run one request; ``app`` is the application code, given the session.
+
+        The application reads the session and the visitor id on every request (so every
+        cookie is opened and judged), then runs ``app``.
+        """
         header = self.cookie_header() if cookie is None else cookie
         ex = self.kit.open(
             header, path=path, method=method, query=query, accept=accept, now=now, client=client
         )
         early = ex.early
-        if early is None and ex.pending_family is not None:
+        if early is None and ex.pending is not None:
             early = ex.load_record()
         if early is not None:
             response = Response(early.status, list(early.headers), early.body)
         else:
+            ex.session.get("")
+            visitor = ex.visitor
             if app is not None:
                 app(ex.session)
             headers = list(app_headers or [("Content-Type", "text/plain")])
@@ -98,7 +104,7 @@ class CoreBrowser:
                 if changes.drop_cache_control:
                     headers = [h for h in headers if h[0].lower() != "cache-control"]
                 response = Response(
-                    200, headers + changes.add, b"app", ex.session, getattr(ex, "visitor", None)
+                    200, headers + changes.add, b"app", ex.session, visitor
                 )
         for name, (value, attrs) in response.cookies.items():
             if attrs.get("max-age") == "0":

@@ -319,6 +319,7 @@ def test_a_cookie_bomb_costs_one_event_and_no_decryption(
     visitors = "; ".join(f"{VISITOR}=x{i}" for i in range(2_000))
     ex = kit.open(f"{bomb}; {visitors}")
     assert ex.session.user_id is None
+    assert ex.visitor is not None  # a new id, not one of the 2,000
     assert sorted(e.reason for e in events) == ["duplicate", "duplicate"]
 
 

@@ -64,7 +64,7 @@ def test_each_refusal_is_one_event_without_the_token_or_data(
         events.clear()
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="sessionkit.security"):
-            kit.open(header, client="198.51.100.23")
+            kit.open(header, client="198.51.100.23").session.get("")
         assert [e.reason for e in events] == [reason]
         assert events[0].cookie == SESSION
         assert events[0].client == "198.51.100.0", "truncated to its /24 by default"
@@ -98,6 +98,7 @@ def test_store_refusals_are_logged_without_the_token(
     stolen = browser.copy()
     with caplog.at_level(logging.INFO, logger="sessionkit.security"):
         browser.request(lambda s: s.rotate())
+        browser.request()  # the new id is presented: the old one has 5 s left
         clock.advance(6)
         stolen.copy().request()  # replayed after the grace window: the family is revoked
         browser.request()  # the current cookie is dead too
@@ -148,7 +149,7 @@ def test_the_logged_client_cannot_be_forged_or_inject_lines(
     events: list[Any] = []
     kit = make_kit(on_security_event=events.append, trusted_proxy_hops=hops)
     with caplog.at_level(logging.INFO, logger="sessionkit.security"):
-        kit.open(f"{SESSION}=garbage", client=peer, forwarded_for=forwarded)
+        kit.open(f"{SESSION}=garbage", client=peer, forwarded_for=forwarded).session.get("")
     assert [e.client for e in events] == [logged]
     assert len(caplog.records) == 1
     assert "\n" not in caplog.records[0].getMessage()

@@ -234,6 +234,7 @@ def test_rotate_on_privilege_change_ends_the_old_id(
     assert promoted is not None
     assert promoted.id != old_id
     assert dict(promoted) == {"role": "admin"}
+    browser.request()  # the browser presents the new id
     clock.advance(6)  # past the grace window: the old cookie is a replayed copy
     replayed = before.request().session
     assert replayed is not None
@@ -279,6 +280,7 @@ def test_after_a_timed_rotation_the_old_cookie_ends_with_its_grace(
     old = browser.copy()
     clock.advance(900)
     browser.request()  # rotates
+    browser.request()  # the browser presents the new id
     clock.advance(5)
     in_grace = old.copy().request().session
     assert in_grace is not None
@@ -353,7 +355,7 @@ def test_the_timeouts_are_documented_as_configured() -> None:
 
 @pytest.mark.asvs("7.4.1", "14.3.1")
 def test_logout_expires_the_cookie_and_with_a_store_ends_every_copy(
-    make_kit: MakeKit, events: list[Any]
+    make_kit: MakeKit, events: list[Any], clock: Any
 ) -> None:
     kit = make_kit(store=MemoryStore(), require_cookies=["/app"], on_security_event=events.append)
     browser = CoreBrowser(kit)
@@ -365,6 +367,13 @@ def test_logout_expires_the_cookie_and_with_a_store_ends_every_copy(
     assert attrs["max-age"] == "0"
     assert attrs["expires"] == "Thu, 01 Jan 1970 00:00:00 GMT"
     assert SESSION not in browser.jar
+    # Within the grace window a copy is answered as nobody, its cookie left alone (a
+    # parallel tab of the browser that logged out may already hold a newer cookie).
+    quiet = stolen.copy().request()
+    assert quiet.session is not None
+    assert quiet.session.user_id is None
+    assert SESSION not in quiet.cookies
+    clock.advance(kit.rotation_grace + 1)
     for path in ("/", "/app/inbox"):
         replay = stolen.copy().request(path=path)
         assert replay.session is not None
