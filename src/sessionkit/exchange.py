@@ -239,7 +239,7 @@ class Exchange:
             self._quiet = True
             return
         cookie = self._cookie_state
-        if verdict not in (Verdict.CURRENT, Verdict.PREVIOUS) or cookie is None:
+        if verdict not in (Verdict.CURRENT, Verdict.PREVIOUS, Verdict.IN_FLIGHT) or cookie is None:
             return
         if not isinstance(stored, Record):
             return
@@ -248,6 +248,9 @@ class Exchange:
             state = state._replace(last_seen=cookie.last_seen)
         self._base = stored
         self._reissue |= verdict is Verdict.PREVIOUS
+        if verdict is Verdict.IN_FLIGHT:
+            # Only a change this request makes re-issues the cookie.
+            self._cookie_state = stored.state
         session.fill(state, stored.data())
 
     def _store_down(self) -> EarlyResponse | None:
@@ -369,6 +372,10 @@ class Exchange:
         now = self._now
         base = self._base
         state = session.state
+        if self._degraded and session.modified:
+            # The store did not answer when the request came in: a change (a logout
+            # above all) cannot be made to stick, and must not be reported as done.
+            raise StoreUnavailable("the session store is down; the session cannot be saved")
         if session.ended is not None and base is not None and base.state.family == session.ended:
             reason = LOGIN if state.user_id is not None else LOGOUT
             yield from self._end_family(base, reason)
@@ -414,8 +421,6 @@ class Exchange:
             raise StoreUnavailable("the session record kept changing while it was written")
         if session.is_empty or (self._quiet and state.user_id is None):
             return
-        if self._degraded:
-            raise StoreUnavailable("the session store is down; the session cannot be saved")
         address = kit.address_of(self.request) if state.user_id is not None else None
         device = kit.device_of(self.request) if state.user_id is not None else None
         record = new_record(state, dict(dict.items(session)), now, device, address)

@@ -190,8 +190,12 @@ def stored_until(stored: Stored, timeouts: Timeouts, ended_family_end: int = 0) 
 class Verdict(enum.Enum):
     """What a load decided about the cookie a request presented."""
 
-    #: The current id (or the previous one within the grace window after confirmation).
+    #: The current id.
     CURRENT = "current"
+    #: The previous id within the grace window after the current one was presented: a
+    #: request already in flight. It goes on as the current id; nothing is re-issued to
+    #: it (the browser holds the current cookie already).
+    IN_FLIGHT = "in_flight"
     #: The previous id while the current one is unconfirmed: a lost response or a
     #: parallel tab. The request goes on as the current id and re-issues its cookie.
     PREVIOUS = "previous"
@@ -244,7 +248,7 @@ def judge(stored: Stored | None, cookie: State, now: float, timeouts: Timeouts) 
         if not stored.confirmed_at:
             return Judgement(Verdict.PREVIOUS)
         if stamp - stored.confirmed_at <= timeouts.grace:
-            return Judgement(Verdict.CURRENT)
+            return Judgement(Verdict.IN_FLIGHT)
     ended = Ended(stored.version + 1, stamp, REPLAYED)
     return Judgement(Verdict.REPLAYED, write=ended, reason=REPLAYED)
 

@@ -50,7 +50,7 @@ def test_the_current_id_of_an_unconfirmed_record_confirms_it() -> None:
     ("confirmed_at", "now", "verdict"),
     [
         (0, NOW + 3000, Verdict.PREVIOUS),  # never confirmed: a lost response
-        (NOW, NOW + T.grace, Verdict.CURRENT),  # confirmed, still in flight
+        (NOW, NOW + T.grace, Verdict.IN_FLIGHT),  # confirmed, still in flight
         (NOW, NOW + T.grace + 1, Verdict.REPLAYED),  # confirmed, past the grace window
     ],
 )

@@ -144,6 +144,7 @@ def make_wsgi_app(kit: sessionkit.SessionKit) -> Callable[..., Iterable[bytes]]:
             return _wsgi_stream(start_response)
         elif path == "/error":
             session["tried"] = True
+            sessionkit.wsgi.visitor_of(environ)  # so both cookies are due
             return _wsgi_error(start_response)
         return _wsgi_json(
             start_response,

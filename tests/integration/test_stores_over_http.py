@@ -246,8 +246,9 @@ def test_two_workers_share_sessions_and_logout(
         assert replayed.status_code == 200, path
         assert replayed.json()["user"] is None, path
         assert replayed.json()["session"] == {}, path
-        assert set_cookies(replayed)[SESSION][1]["max-age"] == "0", path
-        assert SESSION not in thief.jar
+        # seconds after a logout a copy is answered as nobody and its cookie left alone
+        # (a parallel tab may hold a newer one); later it is expired with an event
+        assert SESSION not in set_cookies(replayed), path
     # and on the worker that logged out too
     assert stolen.copy().get(f"{b.url}/me").json()["user"] is None
 
@@ -513,26 +514,25 @@ def test_timed_rotation_grace_and_replay_over_http(
 
             # The session times are whole seconds: past this moment the id is due.
             sleep_until(math.floor(logged_in) + ROTATE_EVERY + 0.05)
-            rotation_sent = time.time()
-            rotated = browser.get(f"{url}/me")
-            rotation_done = time.time()
+            rotated = browser.get(f"{url}/me")  # its response carries the new id
             assert rotated.json()["user"] == "alice"
-            assert rotated.json()["id"] != first["id"]
             assert browser.jar[SESSION] != stale.jar[SESSION]
+            current = browser.get(f"{url}/me")  # the browser presents it: confirmed
+            confirmed = time.time()
+            assert current.json()["id"] != first["id"]
 
             # within the grace window, the old cookie continues as the current id and
             # nothing is re-issued to it
             in_grace = stale.copy().get(f"{url}/me")
-            assert time.time() < rotation_sent + ROTATION_GRACE, "too slow for the window"
+            assert time.time() < confirmed + ROTATION_GRACE, "too slow for the window"
             assert in_grace.json()["user"] == "alice"
-            assert in_grace.json()["id"] == rotated.json()["id"]
+            assert in_grace.json()["id"] == current.json()["id"]
             assert SESSION not in set_cookies(in_grace)
-            current = browser.get(f"{url}/me")
-            assert current.json()["id"] == rotated.json()["id"]
             assert events == []
 
-            # after the grace window, the old id is a replayed copy: the whole session ends
-            sleep_until(rotation_done + ROTATION_GRACE + 0.1)
+            # after the grace window (whole seconds on the server), the old id is a
+            # replayed copy: the whole session ends
+            sleep_until(math.floor(confirmed) + ROTATION_GRACE + 1.1)
             replayed = stale.get(f"{url}/me")
             assert replayed.json()["user"] is None
             assert replayed.json()["session"] == {}

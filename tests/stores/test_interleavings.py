@@ -384,3 +384,14 @@ def test_a_rotation_right_after_login_keeps_the_user(kit: SessionKit, clock: Any
     clock.advance(1)
     browser.request(Session.confirm_login)
     assert browser.user() == "alice"
+
+
+def test_an_old_id_in_flight_is_served_but_handed_nothing(kit: SessionKit, clock: Any) -> None:
+    browser = logged_in(kit)
+    late = browser.copy()
+    clock.advance(kit.rotate_every)
+    browser.request(read("x"))
+    browser.request(read("x"))  # the new id presented
+    flight = late.request(put(seen=True))
+    assert flight.session.user_id == "alice"
+    assert flight.set_cookies == []
