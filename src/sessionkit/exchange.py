@@ -64,7 +64,6 @@ _VARY_COVERS = ("cookie", "*")
 _KID_CHARS = 8
 
 
-
 class RequestInfo(NamedTuple):
     """What the core knows of a request, beyond its cookies (translated by a front end)."""
 

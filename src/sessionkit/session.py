@@ -218,8 +218,8 @@ def check_timeouts(state: State, now: float, timeouts: Timeouts) -> str | None:
     """The reason ``state`` may not be used at ``now`` (an event reason), or None.
 
     A session is over once ``now`` is past its end, or when more than its idle bound
-    passed since it was last seen (at exactly either bound it is still valid); timestamps further in the future than the allowed
-    clock skew are refused.
+    passed since it was last seen (at exactly either bound it is still valid); timestamps
+    further in the future than the allowed clock skew are refused.
     """
     if state.last_seen > now + timeouts.max_skew:
         return FROM_THE_FUTURE

@@ -103,9 +103,7 @@ class CoreBrowser:
             else:
                 if changes.drop_cache_control:
                     headers = [h for h in headers if h[0].lower() != "cache-control"]
-                response = Response(
-                    200, headers + changes.add, b"app", ex.session, visitor
-                )
+                response = Response(200, headers + changes.add, b"app", ex.session, visitor)
         for name, (value, attrs) in response.cookies.items():
             if attrs.get("max-age") == "0":
                 self.jar.pop(name, None)
