@@ -418,7 +418,7 @@ class Exchange:
                     self._quiet = True
                 return
             raise StoreUnavailable("the session record kept changing while it was written")
-        if session.is_empty or (self._quiet and state.user_id is None):
+        if (session.is_empty and not session.kept) or (self._quiet and state.user_id is None):
             return
         address = kit.address_of(self.request) if state.user_id is not None else None
         device = kit.device_of(self.request) if state.user_id is not None else None
@@ -498,8 +498,10 @@ class Exchange:
         if kit.store is not None:
             self._stored_cookie(out, presented)
             return
-        if session.is_empty:
-            if presented and (self._expire or session.modified or not session.is_new):
+        if session.is_empty and not session.kept:
+            # An empty session needs no cookie: one the app emptied (or logged out) is
+            # deleted; an empty one that came back unchanged is left as it is.
+            if presented and (self._expire or session.modified):
                 out.append(spec.delete())
             return
         state = session.state
@@ -522,7 +524,7 @@ class Exchange:
         if self._quiet:
             return
         if base is None:
-            if presented and (self._expire or session.modified or not session.is_new):
+            if presented and (self._expire or session.modified):
                 out.append(spec.delete())
             return
         state = base.state

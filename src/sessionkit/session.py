@@ -263,6 +263,7 @@ class Session(dict[str, Any]):
         "ended",
         "explicit_rotation",
         "is_new",
+        "kept",
         "modified",
     )
 
@@ -301,6 +302,8 @@ class Session(dict[str, Any]):
         self.modified = False
         #: Whether the request arrived without a usable session (no cookie, or refused).
         self.is_new = True
+        #: Whether :meth:`keep` asked for a cookie even while the session is empty.
+        self.kept = False
         #: The family this request ended (logout or login), or None.
         self.ended: str | None = None
         #: Whether :meth:`rotate` (or :meth:`confirm_login`) was called in this request.
@@ -531,6 +534,7 @@ class Session(dict[str, Any]):
         self._use()
         self._drop_data()
         self._end_family()
+        self.kept = False
         stamp = int(self._now)
         self._changed_state(
             id=new_session_id(),
@@ -564,6 +568,16 @@ class Session(dict[str, Any]):
         lifetime = self._timeouts.lifetime_for(value, s.created_at, self._now)
         if lifetime != s.lifetime:
             self._changed_state(lifetime=lifetime)
+
+    def keep(self) -> None:
+        """Persist this session even while it holds no data (Django's ``create()``).
+
+        An empty session normally needs no cookie; a kept one gets its cookie (and, with a
+        store, its record), so its id stays the same on the next request.
+        """
+        self._use()
+        self.kept = True
+        self._mutated()
 
     def _end_family(self) -> None:
         if self.ended is None and self._loaded is not None:
