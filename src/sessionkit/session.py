@@ -252,6 +252,7 @@ class Session(dict[str, Any]):
 
     __slots__ = (
         "_guard",
+        "_is_new",
         "_loaded",
         "_now",
         "_opener",
@@ -262,7 +263,6 @@ class Session(dict[str, Any]):
         "accessed",
         "ended",
         "explicit_rotation",
-        "is_new",
         "kept",
         "modified",
     )
@@ -300,8 +300,7 @@ class Session(dict[str, Any]):
         self.accessed = False
         #: Whether anything changed: data, id, user, lifetime.
         self.modified = False
-        #: Whether the request arrived without a usable session (no cookie, or refused).
-        self.is_new = True
+        self._is_new = True
         #: Whether :meth:`keep` asked for a cookie even while the session is empty.
         self.kept = False
         #: The family this request ended (logout or login), or None.
@@ -326,7 +325,7 @@ class Session(dict[str, Any]):
         self._opener = None
         self._state = self._loaded = state
         self._persisted = True
-        self.is_new = False
+        self._is_new = False
         dict.clear(self)
         if data:
             dict.update(self, data)
@@ -336,7 +335,7 @@ class Session(dict[str, Any]):
         self._state = State.fresh(self._now)
         self._loaded = None
         self._persisted = False
-        self.is_new = True
+        self._is_new = True
         dict.clear(self)
 
     @property
@@ -453,6 +452,12 @@ class Session(dict[str, Any]):
         """Whether the session cookie outlives the browser (``Max-Age``)."""
         self._use()
         return self._timeouts.persistent_of(self._state.lifetime)
+
+    @property
+    def is_new(self) -> bool:
+        """Whether the request arrived without a usable session (no cookie, or refused)."""
+        self.open()
+        return self._is_new
 
     @property
     def id_changed(self) -> bool:
@@ -656,6 +661,17 @@ class Session(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         check_value(key, value)
         self._guard.check(key, value)
+        self._use()
+        dict.__setitem__(self, key, value)
+        self._mutated()
+
+    def put_trusted(self, key: str, value: Any) -> None:
+        """Store a framework's own internal key, past the privacy guard (JSON still checked).
+
+        For integrations only, by exact key name: Django's password-reset view keeps its
+        reset token under ``_password_reset_token``, which the guard would refuse.
+        """
+        check_value(key, value)
         self._use()
         dict.__setitem__(self, key, value)
         self._mutated()
