@@ -144,6 +144,8 @@ class SessionMiddleware:
         dnt: str | None = None
         accept: str | None = None
         agent: str | None = None
+        host: str | None = None
+        preflight = False
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookies.append(value.decode("latin-1"))
@@ -157,6 +159,10 @@ class SessionMiddleware:
                 forwarded.append(value.decode("latin-1"))
             elif name == b"user-agent":
                 agent = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"access-control-request-method":
+                preflight = True
         client = scope.get("client")
         http = scope["type"] == "http"
         exchange = self.kit.open(
@@ -170,6 +176,9 @@ class SessionMiddleware:
             query=scope.get("query_string", b"").decode("latin-1"),
             accept=accept,
             user_agent=agent,
+            scheme=scope.get("scheme"),
+            host=host,
+            preflight=preflight and http and scope["method"] == "OPTIONS",
         )
         early = exchange.early
         if early is None and exchange.pending is not None:

@@ -56,6 +56,11 @@ REVOKED = "revoked"
 #: The whole session (every id it had and has) is revoked.
 REPLAYED = "replayed_id"
 
+#: The cookies-required gate turned a client away over plain http to a host that is not
+#: loopback: the cookies are ``Secure``, so no client keeps them there (not a cookie of
+#: the client's; the site is served over http).
+INSECURE_TRANSPORT = "insecure_transport"
+
 AddressMode = Literal["truncated", "full", "off"]
 
 

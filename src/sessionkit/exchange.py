@@ -73,6 +73,8 @@ class RequestInfo(NamedTuple):
     query: str = ""
     accept: str | None = None
     user_agent: str | None = None
+    scheme: str | None = None
+    host: str | None = None
 
 
 class HeaderChanges(NamedTuple):

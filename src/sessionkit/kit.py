@@ -21,13 +21,21 @@ from .errors import ConfigurationError
 from .events import (
     EXPIRED_ABSOLUTE,
     EXPIRED_IDLE,
+    INSECURE_TRANSPORT,
     SECURITY_LOGGER,
     AddressMode,
     SecurityEvent,
     client_for_log,
 )
 from .exchange import Exchange, HeaderChanges, RequestInfo
-from .gate import CHECK_COOKIE_MAX_AGE, DEFAULT_BLOCK_PAGE, BlockPage, Gate
+from .gate import (
+    BLOCK_STATUS,
+    CHECK_COOKIE_MAX_AGE,
+    DEFAULT_BLOCK_PAGE,
+    BlockPage,
+    Gate,
+    is_loopback_host,
+)
 from .keys import KeyRing
 from .lifetime import (
     DEFAULT_ABSOLUTE_TIMEOUT,
@@ -389,6 +397,9 @@ class SessionKit:
         query: str = "",
         accept: str | None = None,
         user_agent: str | None = None,
+        scheme: str | None = None,
+        host: str | None = None,
+        preflight: bool = False,
         now: float | None = None,
     ) -> Exchange:
         """Read a request's cookies and return the exchange for that request.
@@ -400,14 +411,18 @@ class SessionKit:
         ``method``, ``path`` (decoded, as the app's router sees it), ``query`` (raw) and
         ``accept`` serve the cookies-required gate: when it answers,
         :attr:`Exchange.early` holds the response to send instead of calling the app.
-        Never raises for anything the client sent.
+        ``preflight`` marks a CORS preflight (``OPTIONS`` with
+        ``Access-Control-Request-Method``), which the gate lets through: browsers never
+        send cookies with one. ``scheme`` and ``host`` (the ``Host`` header) let the gate
+        tell a site served over plain http, where Secure cookies are never kept, from a
+        client with cookies off. Never raises for anything the client sent.
         """
         if now is None:
             now = self.clock()
         found = pick_cookies(cookie_header, self._names) if cookie_header else {}
         early = None
         protected = bool(self.gate) and self.gate.protects(path)
-        if protected:
+        if protected and not preflight:
             early = self.gate.decide(
                 method=method,
                 path=path,
@@ -419,8 +434,17 @@ class SessionKit:
         opt_out = _is_one(sec_gpc) or _is_one(dnt)
         if self.trusted_proxy_hops:
             client = _forwarded_client(client, forwarded_for, self.trusted_proxy_hops)
-        request = RequestInfo(client, method, path, query, accept, user_agent)
+        request = RequestInfo(client, method, path, query, accept, user_agent, scheme, host)
+        if early is not None and early.status == BLOCK_STATUS and self._insecure(request):
+            self.report(INSECURE_TRANSPORT, self.session_spec.name, request)
+            early = self.gate.insecure(accept, method == "HEAD")
         return Exchange(self, request, found, opt_out, now, early, protected)
+
+    def _insecure(self, request: RequestInfo) -> bool:
+        """Whether ``request`` came over plain http to a host where Secure cookies fail."""
+        if request.scheme != "http" or not self.session_spec.secure:
+            return False
+        return not is_loopback_host(request.host)
 
     def seconds_left(self, session: Session, now: float) -> int:
         """Seconds from ``now`` until ``session`` ends if no other request comes."""

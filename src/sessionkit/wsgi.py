@@ -45,6 +45,10 @@ class SessionMiddleware:
             query=environ.get("QUERY_STRING", ""),
             accept=environ.get("HTTP_ACCEPT"),
             user_agent=environ.get("HTTP_USER_AGENT"),
+            scheme=environ.get("wsgi.url_scheme"),
+            host=environ.get("HTTP_HOST"),
+            preflight=environ.get("REQUEST_METHOD") == "OPTIONS"
+            and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ,
         )
         early = exchange.early
         if early is None and exchange.pending is not None:
