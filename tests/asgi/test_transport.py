@@ -143,3 +143,17 @@ def test_wsgi_preflight_and_plain_http_diagnosis(make_kit: MakeKit) -> None:
 )
 def test_loopback_hosts(host: str | None, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+@WerkzeugRequest.application  # type: ignore[arg-type]
+def varying_view(request: WerkzeugRequest) -> WerkzeugResponse:
+    session_of(request.environ).get("n")
+    return WerkzeugResponse("ok", headers={"Vary": "Accept-Encoding, Accept-Language"})
+
+
+def test_wsgi_folds_cookie_into_the_apps_own_vary_line(make_kit: MakeKit) -> None:
+    client = WerkzeugClient(WSGISessionMiddleware(varying_view, make_kit()))
+    answer = client.get("/", base_url="https://shop.test")
+    assert answer.headers.getlist("Vary") == ["Accept-Encoding, Accept-Language, Cookie"]
+    plain = WerkzeugClient(WSGISessionMiddleware(wsgi_view, make_kit()))
+    assert plain.get("/", base_url="https://shop.test").headers.getlist("Vary") == ["Cookie"]
