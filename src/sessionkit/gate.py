@@ -36,6 +36,7 @@ __all__ = [
     "EarlyResponse",
     "Gate",
     "is_loopback_host",
+    "is_same_origin_path",
     "safe_location",
     "unavailable",
 ]
@@ -158,6 +159,18 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def is_same_origin_path(target: str) -> bool:
+    """Whether ``target`` can only ever lead to this site: a path with one leading ``/``.
+
+    Browsers read ``//host``, ``/\\host`` and ``/<tab>/host`` as another site, so a
+    second slash or a backslash after the first, a backslash anywhere, and control or
+    space characters (which browsers strip or fold) are all refused.
+    """
+    if not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return False
+    return not any(c == "\\" or c.isspace() or not c.isprintable() for c in target)
+
+
 def _normalise(path: str) -> str:
     collapsed = posixpath.normpath("/" + path.lstrip("/"))
     return collapsed if collapsed.endswith("/") or not path.endswith("/") else collapsed + "/"
@@ -208,8 +221,11 @@ class Gate:
                 )
             cleaned.append(prefix.rstrip("/"))
         self._prefixes = tuple(cleaned)
-        if not home.startswith("/") or home.startswith("//"):
-            raise ConfigurationError(f"public_home {home!r} must be a path on this site, like '/'")
+        if not is_same_origin_path(home):
+            raise ConfigurationError(
+                f"public_home {home!r} must be a path on this site, like '/' or '/welcome' "
+                "(one leading '/', no backslash, no control or space characters)"
+            )
         self.home = home
         self._html = page
         self._json = json_body
@@ -251,9 +267,10 @@ class Gate:
             return None
         if method not in _SAFE_METHODS or marked:
             blocked = self.blocked(path, accept)
-            if method == "HEAD":
-                return EarlyResponse(blocked.status, blocked.headers, b"")
-            return blocked
+            # The test cookie again: once the visitor enables cookies, the reload the page
+            # asks for carries it and is let in.
+            headers = [*blocked.headers, ("Set-Cookie", self.test_cookie)]
+            return EarlyResponse(blocked.status, headers, b"" if method == "HEAD" else blocked.body)
         check = f"{query}&{CHECK_MARKER}=1" if query else f"{CHECK_MARKER}=1"
         return self._redirect(safe_location(path, check), self.test_cookie)
 
