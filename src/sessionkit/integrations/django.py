@@ -371,6 +371,7 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
             path=request.path,
             query=meta.get("QUERY_STRING", ""),
             accept=meta.get("HTTP_ACCEPT"),
+            user_agent=meta.get("HTTP_USER_AGENT"),
         )
 
 
