@@ -43,6 +43,7 @@ from .seal import b64decode, b64encode
 from .session import UserId, check_timeouts
 
 __all__ = [
+    "DEFAULT_REAUTH_PATH",
     "ENDED",
     "FOREIGN",
     "FOREIGN_HANDLE",
@@ -58,6 +59,7 @@ __all__ = [
     "NewDevice",
     "NewDeviceHook",
     "SessionInfo",
+    "check_fresh_login",
     "describe",
     "device_label",
     "labels_available",
@@ -77,6 +79,8 @@ FOREIGN_HANDLE = "foreign_handle"
 HANDLE_PURPOSE = "session-handle"
 #: Why a family ended by :func:`revoke_steps`, recorded in its tombstone.
 REVOKED_BY_USER = "revoked"
+#: The re-authentication page unless the kit or a helper names another.
+DEFAULT_REAUTH_PATH = "/login"
 #: Conditional writes tried before giving up on a record that keeps changing.
 MAX_ATTEMPTS = 4
 
@@ -320,7 +324,7 @@ class FreshLogin:
     """
 
     max_age: int
-    reauth_path: str = "/login"
+    reauth_path: str = DEFAULT_REAUTH_PATH
     next_param: str = "next"
 
     def __post_init__(self) -> None:
@@ -351,6 +355,14 @@ class FreshLogin:
         return f"{self.reauth_path}?{urlencode({self.next_param: back})}"
 
 
+def check_fresh_login(max_age: int, reauth_path: str | None = None) -> None:
+    """Raise :class:`ConfigurationError` for settings :class:`FreshLogin` would refuse.
+
+    The framework helpers call it when a view is decorated, so a mistake shows at start-up.
+    """
+    FreshLogin(max_age, DEFAULT_REAUTH_PATH if reauth_path is None else reauth_path)
+
+
 def safe_next(value: object, default: str = "/") -> str:
     """``value`` when it is a relative path on this site, else ``default``.
 
@@ -374,7 +386,7 @@ class DevicePolicy:
     request, after the new session was stored: keep it quick (queue the e-mail).
     """
 
-    reauth_path: str = "/login"
+    reauth_path: str = DEFAULT_REAUTH_PATH
     on_new_device: NewDeviceHook | None = None
 
     def __post_init__(self) -> None:

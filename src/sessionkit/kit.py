@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from .cookies import MAX_COOKIE_BYTES, CookieSpec, SameSite, pick_cookies
 from .devices import (
+    DEFAULT_REAUTH_PATH,
     ENDED,
     FOREIGN,
     FOREIGN_HANDLE,
@@ -144,7 +145,7 @@ class SessionKit:
         sensitive_patterns: Iterable[str | re.Pattern[str]] = (),
         trusted_proxy_hops: int = 0,
         store_namespace: str | None = None,
-        reauth_path: str = "/login",
+        reauth_path: str = DEFAULT_REAUTH_PATH,
         on_new_device: NewDeviceHook | None = None,
     ) -> None:
         """Check and freeze the policy.
