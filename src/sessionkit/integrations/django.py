@@ -726,13 +726,19 @@ def require_fresh_login(
 
             @functools.wraps(view)
             async def afresh_only(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                return stale(request) or await view(request, *args, **kwargs)
+                redirect = stale(request)
+                if redirect is not None:
+                    return redirect
+                return await view(request, *args, **kwargs)
 
             return cast(_View, afresh_only)
 
         @functools.wraps(view)
         def fresh_only(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            return stale(request) or view(request, *args, **kwargs)
+            redirect = stale(request)
+            if redirect is not None:
+                return redirect
+            return view(request, *args, **kwargs)
 
         return cast(_View, fresh_only)
 
