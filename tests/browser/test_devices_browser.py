@@ -1,8 +1,9 @@
 """Where you're signed in, in real headless Chromium: several browser contexts, one user.
 
 Each context is a separate device (its own cookie jar and User-Agent). The same small app
-runs on FastAPI under uvicorn and on Flask under werkzeug, both on 127.0.0.1 with a
-store:
+runs on FastAPI under uvicorn and Flask under werkzeug (in threads), and Django under
+uvicorn (in a subprocess: Django is configured once per process), all on 127.0.0.1 with
+a store:
 
 - ``GET /login?user=...`` signs in (a test shortcut for the password form);
 - ``GET /me`` shows who the request is served as;
@@ -13,8 +14,11 @@ store:
 from __future__ import annotations
 
 import contextlib
-import html
+import os
+import re
+import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,11 +29,20 @@ from fastapi.responses import HTMLResponse
 
 import sessionkit
 from sessionkit.asgi import SessionMiddleware
-from sessionkit.devices import SessionInfo
 from sessionkit.integrations import flask as flask_integration
 from sessionkit.integrations.fastapi import SessionDep
 from sessionkit.stores import MemoryStore
-from support import running_uvicorn, running_werkzeug
+from support import (
+    free_port,
+    load_module,
+    running_uvicorn,
+    running_werkzeug,
+    start_uvicorn_process,
+    stop_process,
+    wait_for_port,
+)
+
+SERVER_TIMEOUT = 30.0
 
 FIREFOX_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
 SAFARI_IPHONE = (
@@ -42,28 +55,10 @@ CHROME_ANDROID = (
 )
 
 
-def sessions_page(user: Any, listed: list[SessionInfo], note: str = "") -> str:
-    rows = "".join(
-        f'<li data-handle="{html.escape(i.handle)}" data-current="{str(i.current).lower()}">'
-        f'<span class="device">{html.escape(i.device or "")}</span>'
-        + (
-            " (this browser)"
-            if i.current
-            else '<form method="post" action="/sessions/end">'
-            f'<input type="hidden" name="handle" value="{html.escape(i.handle)}">'
-            "<button>Sign out</button></form>"
-        )
-        + "</li>"
-        for i in listed
-    )
-    return (
-        f"<title>Sessions</title><p id=user>{html.escape(str(user))}</p>"
-        f"<p id=note>{note}</p><ul>{rows}</ul>"
-    )
-
-
-def me_page(user: Any) -> str:
-    return f"<title>Me</title><p id=user>{html.escape(str(user))}</p>"
+PAGES = load_module("devices_app", Path(__file__).with_name("devices_app.py"))
+sessions_page = PAGES.sessions_page
+me_page = PAGES.me_page
+SECURITY_LINE = re.compile(r"security event: rejected cookie \S+: (\w+)")
 
 
 def fastapi_app(kit: sessionkit.SessionKit) -> Any:
@@ -133,13 +128,33 @@ def flask_app(kit: sessionkit.SessionKit) -> Any:
 
 
 @contextlib.contextmanager
-def serving(framework: str, kit: sessionkit.SessionKit) -> Iterator[str]:
-    if framework == "fastapi":
-        with running_uvicorn(fastapi_app(kit)) as url:
-            yield url
-    else:
-        with running_werkzeug(flask_app(kit)) as url:
-            yield url
+def serving(framework: str, tmp_path: Path) -> Iterator[tuple[str, Callable[[], list[str]]]]:
+    """The app on ``framework``: its base URL, and the reasons of its security events."""
+    if framework == "django":
+        log = tmp_path / "django.log"
+        port = free_port()
+        env = {**os.environ, "SESSIONKIT_SECRET_KEYS": sessionkit.generate_key()}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        process = start_uvicorn_process(
+            "devices_app:create_django_app", Path(__file__).parent, port, log, env
+        )
+        try:
+            assert wait_for_port(port, process, SERVER_TIMEOUT), log.read_text()[-3000:]
+            yield f"http://127.0.0.1:{port}", lambda: SECURITY_LINE.findall(log.read_text())
+        finally:
+            stop_process(process, sig=signal.SIGINT)
+        return
+    events: list[sessionkit.SecurityEvent] = []
+    kit = sessionkit.SessionKit(
+        secret_keys=[sessionkit.generate_key()],
+        store=MemoryStore(),
+        insecure_development=True,
+        on_security_event=events.append,
+    )
+    app = fastapi_app(kit) if framework == "fastapi" else flask_app(kit)
+    server = running_uvicorn if framework == "fastapi" else running_werkzeug
+    with server(app) as url:
+        yield url, lambda: [e.reason for e in events]
 
 
 def _listed(page: Any) -> list[tuple[str, bool]]:
@@ -159,21 +174,15 @@ def _user(page: Any, base: str) -> str:
     return str(page.locator("#user").inner_text())
 
 
-@pytest.mark.parametrize("framework", ["fastapi", "flask"])
-def test_one_device_signs_out_another(
-    framework: str,
-    chromium: Any,
-    make_kit: Callable[..., sessionkit.SessionKit],
-) -> None:
-    events: list[sessionkit.SecurityEvent] = []
-    kit = make_kit(store=MemoryStore(), insecure_development=True, on_security_event=events.append)
+@pytest.mark.parametrize("framework", ["fastapi", "flask", "django"])
+def test_one_device_signs_out_another(framework: str, chromium: Any, tmp_path: Path) -> None:
 
     def device(user_agent: str) -> Any:
         context = chromium.new_context(user_agent=user_agent)
         stack.callback(context.close)
         return context.new_page()
 
-    with serving(framework, kit) as base, contextlib.ExitStack() as stack:
+    with serving(framework, tmp_path) as (base, reasons), contextlib.ExitStack() as stack:
         laptop, phone, tablet = (
             device(FIREFOX_WINDOWS),
             device(SAFARI_IPHONE),
@@ -207,7 +216,7 @@ def test_one_device_signs_out_another(
             ("Chrome Mobile on Android", False),
         ]
         assert _user(phone, base) == "None"
-        assert [e.reason for e in events] == ["revoked"]
+        assert reasons() == ["revoked"]
         assert _user(tablet, base) == "alice"
         assert _user(laptop, base) == "alice"
 
@@ -221,7 +230,7 @@ def test_one_device_signs_out_another(
         row.get_by_role("button", name="Sign out").click()
         laptop.wait_for_load_state()
         assert laptop.locator("#note").inner_text() == "refused"
-        assert [e.reason for e in events] == ["revoked", "foreign_handle"]
+        assert reasons() == ["revoked", "foreign_handle"]
         assert _user(intruder, base) == "mallory"
         assert _user(tablet, base) == "alice"
         assert len(_listed(laptop)) == 2
