@@ -27,7 +27,7 @@ from starlette.routing import Route
 import sessionkit
 from sessionkit.access import fresh_login_location
 from sessionkit.asgi import SessionMiddleware
-from sessionkit.devices import safe_next
+from sessionkit.devices import NewDevice, safe_next
 from sessionkit.integrations import fastapi as fastapi_integration
 from sessionkit.integrations import flask as flask_integration
 from sessionkit.integrations.fastapi import SessionDep
@@ -278,3 +278,18 @@ async def test_starlette_endpoint_helper(kit: sessionkit.SessionKit, clock: Any)
         assert (await http.get("/s")).json() == {"user": "alice"}
         clock.advance(301)
         assert (await http.get("/s")).status_code == 303
+
+
+@pytest.mark.anyio
+async def test_fastapi_the_new_device_hook_runs_under_asgi(make_kit: KitFactory) -> None:
+    notices: list[NewDevice] = []
+    kit = make_kit(store=MemoryStore(), on_new_device=notices.append)
+    app = fastapi_app(kit)
+    async with _http(app) as laptop, _http(app, SAFARI) as phone, _http(app) as again:
+        await laptop.post("/login/alice")
+        await phone.post("/login/alice")
+        await again.post("/login/alice")
+    assert [(n.device, n.known) for n in notices] == [
+        ("Firefox on Windows", ()),
+        ("Mobile Safari on iOS", ("Firefox on Windows",)),
+    ]
