@@ -800,3 +800,170 @@ def test_real_server_login_logout_and_replay(
 def test_a_hex_auth_hash_is_not_mistaken_for_a_card_number(kit: sessionkit.SessionKit) -> None:
     store = SessionStore(exchange=kit.open(None))
     store["_auth_user_hash"] = "f4cda5cf96b7797ad64eb5829233620591938dc7bdcccf0713ec632c978eb42c"
+
+
+# --------------------------------------------------------------------------- devices
+# (its own views and URLs, added to the module's URL list above)
+
+from urllib.parse import parse_qs, urlsplit  # noqa: E402
+
+from django.http import HttpResponseRedirect  # noqa: E402
+
+from sessionkit.devices import safe_next  # noqa: E402
+
+FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
+SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+
+
+@csrf_exempt
+@integration.require_fresh_login(300)
+def sensitive_view(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"done": request.user.get_username()})
+
+
+@csrf_exempt
+@integration.require_fresh_login(300)
+async def asensitive_view(request: HttpRequest) -> HttpResponse:
+    user = await request.auser()
+    return JsonResponse({"done": user.get_username()})
+
+
+@csrf_exempt
+def reauth_view(request: HttpRequest) -> HttpResponse:
+    body = _body(request)
+    if authenticate(request, username=body["username"], password=body["password"]) is None:
+        return JsonResponse({"error": "wrong"}, status=403)
+    session_of(request).confirm_login()
+    return HttpResponseRedirect(safe_next(request.GET.get("next")))
+
+
+def sessions_view(request: HttpRequest) -> HttpResponse:
+    listed = integration.sessions_of(request)
+    return JsonResponse(
+        [{"handle": i.handle, "device": i.device, "current": i.current} for i in listed],
+        safe=False,
+    )
+
+
+async def asessions_view(request: HttpRequest) -> HttpResponse:
+    listed = await integration.asessions_of(request)
+    return JsonResponse([i.device for i in listed], safe=False)
+
+
+@csrf_exempt
+def end_view(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"ended": integration.revoke_session(request, _body(request)["handle"])})
+
+
+@csrf_exempt
+async def aend_view(request: HttpRequest) -> HttpResponse:
+    ended = await integration.arevoke_session(request, _body(request)["handle"])
+    return JsonResponse({"ended": ended})
+
+
+URLS.urlpatterns += [  # type: ignore[attr-defined]
+    path("sensitive", sensitive_view),
+    path("asensitive", asensitive_view),
+    path("reauth", reauth_view),
+    path("sessions", sessions_view),
+    path("asessions", asessions_view),
+    path("sessions/end", end_view),
+    path("asessions/end", aend_view),
+]
+
+
+@pytest.fixture
+def device_kit(make_kit: KitFactory, use_kit: Callable[[sessionkit.SessionKit], None]) -> Any:
+    made = make_kit(store=MemoryStore(), reauth_path="/reauth")
+    use_kit(made)
+    return made
+
+
+def _next(location: str) -> str:
+    parts = urlsplit(location)
+    assert parts.path == "/reauth"
+    [value] = parse_qs(parts.query)["next"]
+    return value
+
+
+@pytest.mark.parametrize("view", ["/sensitive", "/asensitive"])
+def test_require_fresh_login_sends_a_stale_login_to_reauth(
+    device_kit: sessionkit.SessionKit, clock: Any, view: str
+) -> None:
+    user = make_user()
+    client = Client()
+    anonymous = client.get(view)
+    assert anonymous.status_code == 303
+    assert _next(anonymous["Location"]) == view
+    post_json(client, "/login", login_body(user))
+    assert client.get(f"{view}?tab=keys").json() == {"done": user.get_username()}
+    clock.advance(301)
+    stale = client.post(f"{view}?tab=keys")
+    assert stale.status_code == 303
+    assert _next(stale["Location"]) == f"{view}?tab=keys"
+    back = post_json(client, stale["Location"], login_body(user))
+    assert back.status_code == 302
+    assert back["Location"] == f"{view}?tab=keys"
+    assert client.get(back["Location"]).json() == {"done": user.get_username()}
+
+
+def test_require_fresh_login_under_the_async_client(
+    device_kit: sessionkit.SessionKit, clock: Any
+) -> None:
+    import asyncio
+
+    user = make_user()
+
+    async def scenario() -> tuple[int, Any]:
+        client = AsyncClient()
+        await client.post(
+            "/alogin", data=json.dumps(login_body(user)), content_type="application/json"
+        )
+        fresh = (await client.get("/asensitive")).json()
+        clock.advance(301)
+        return (await client.get("/asensitive")).status_code, fresh
+
+    status, fresh = asyncio.run(scenario())
+    assert fresh == {"done": user.get_username()}
+    assert status == 303
+
+
+def test_a_hostile_next_is_never_followed_by_the_reauth_view(
+    device_kit: sessionkit.SessionKit,
+) -> None:
+    user = make_user()
+    client = Client()
+    post_json(client, "/login", login_body(user))
+    for hostile in ["//evil.example", "https://evil.example/", "/\\evil.example"]:
+        back = client.post(
+            f"/reauth?next={hostile}",
+            data=json.dumps(login_body(user)),
+            content_type="application/json",
+        )
+        assert back["Location"] == "/"
+
+
+def test_list_and_end_one_session_of_a_django_user(device_kit: sessionkit.SessionKit) -> None:
+    alice, bob = make_user(), make_user()
+    laptop, phone, other = Client(headers={"User-Agent": FIREFOX}), Client(), Client()
+    phone.defaults["HTTP_USER_AGENT"] = SAFARI
+    post_json(laptop, "/login", login_body(alice))
+    post_json(phone, "/login", login_body(alice))
+    post_json(other, "/login", login_body(bob))
+    listed = laptop.get("/sessions").json()
+    assert [(i["device"], i["current"]) for i in listed] == [
+        ("Firefox on Windows", True),
+        ("Mobile Safari on iOS", False),
+    ]
+    [bobs] = other.get("/sessions").json()
+    assert post_json(laptop, "/sessions/end", {"handle": bobs["handle"]}).json() == {"ended": False}
+    assert other.get("/state").json()["auth"] is True
+    assert post_json(laptop, "/asessions/end", {"handle": listed[1]["handle"]}).json() == {
+        "ended": True
+    }
+    assert phone.get("/state").json()["auth"] is False
+    assert laptop.get("/asessions").json() == ["Firefox on Windows"]
+    assert Client().get("/sessions").json() == []

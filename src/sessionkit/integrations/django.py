@@ -898,3 +898,120 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         """Coroutine form of :meth:`set_expiry`."""
         await self._aget_session()
         self.set_expiry(value)
+
+
+# --------------------------------------------------------------------------- devices
+# (imports here so this section stays apart from the ones above)
+
+import functools  # noqa: E402
+from typing import TypeVar  # noqa: E402
+
+from django.http import HttpResponseRedirect  # noqa: E402
+
+from ..access import fresh_login_location  # noqa: E402
+from ..devices import SessionInfo, check_fresh_login  # noqa: E402
+
+__all__ += [
+    "arevoke_session",
+    "asessions_of",
+    "require_fresh_login",
+    "revoke_session",
+    "sessions_of",
+]
+
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+class _SeeOther(HttpResponseRedirect):  # type: ignore[misc]
+    status_code = 303
+
+
+def require_fresh_login(
+    max_age: int, *, reauth_path: str | None = None
+) -> Callable[[_View], _View]:
+    """A view decorator: run the view only for a login at most ``max_age`` seconds old.
+
+    Any other request (a stale login, or no login) is redirected (303) to the
+    re-authentication page (``reauth_path``, by default the kit's ``reauth_path``) with
+    a same-origin ``next`` back to this view. That page asks for the password again,
+    calls ``session_of(request).confirm_login()`` and redirects to
+    :func:`sessionkit.devices.safe_next` of ``request.GET.get("next")``. Works on sync
+    and async function views::
+
+        @require_POST
+        @require_fresh_login(300)
+        def delete_account(request): ...
+
+    A ``max_age`` that is not a positive whole number of seconds raises
+    :class:`~sessionkit.ConfigurationError` when the view is decorated.
+    """
+    check_fresh_login(max_age, reauth_path)
+
+    def decorate(view: _View) -> _View:
+        def stale(request: HttpRequest) -> HttpResponse | None:
+            location = fresh_login_location(_state(request), max_age, reauth_path=reauth_path)
+            return None if location is None else _SeeOther(location)
+
+        if iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def afresh_only(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                redirect = stale(request)
+                if redirect is not None:
+                    return redirect
+                return await view(request, *args, **kwargs)
+
+            return cast(_View, afresh_only)
+
+        @functools.wraps(view)
+        def fresh_only(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            redirect = stale(request)
+            if redirect is not None:
+                return redirect
+            return view(request, *args, **kwargs)
+
+        return cast(_View, fresh_only)
+
+    return decorate
+
+
+def sessions_of(request: HttpRequest) -> list[SessionInfo]:
+    """The live sessions of the request's signed-in user, this request's marked ``current``.
+
+    Empty for a request without a signed-in user (``request.user`` anonymous). Needs a
+    store in the kit, like :meth:`SessionKit.sessions_of`.
+    """
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return []
+    return get_kit().sessions_of(_user_key(user), current=session_of(request))
+
+
+async def asessions_of(request: HttpRequest) -> list[SessionInfo]:
+    """Coroutine form of :func:`sessions_of`, for async views (``request.auser()``)."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return []
+    return await get_kit().asessions_of(_user_key(user), current=session_of(request))
+
+
+def revoke_session(request: HttpRequest, handle: str) -> bool:
+    """End the session of the request's user that ``handle`` names (see :func:`sessions_of`).
+
+    A handle that is not one of that user's ends nothing, returns False and is reported
+    as a security event (see :meth:`SessionKit.revoke_session`).
+    """
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return False
+    client = request.META.get("REMOTE_ADDR")
+    return get_kit().revoke_session(_user_key(user), handle, client=client)
+
+
+async def arevoke_session(request: HttpRequest, handle: str) -> bool:
+    """Coroutine form of :func:`revoke_session`, for async views."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return False
+    client = request.META.get("REMOTE_ADDR")
+    return await get_kit().arevoke_session(_user_key(user), handle, client=client)
