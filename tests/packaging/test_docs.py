@@ -50,6 +50,7 @@ def test_every_page_is_built(site: Path) -> None:
         "frameworks/index.html",
         "configuration/index.html",
         "stores/index.html",
+        "deploying/index.html",
         "security/index.html",
         "compatibility/index.html",
         "token-format/index.html",
