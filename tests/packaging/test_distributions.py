@@ -3,8 +3,8 @@
 The sdist and the wheel are built offline with the ``build`` front end and the installed
 ``hatchling`` (``--no-isolation``), the wheel from the sdist as a publisher builds it, so a
 file the sdist lacks breaks the wheel too. The venvs are made without pip; this test run's
-pip installs into them (``pip --python``), resolving the wheel's dependencies from the
-package index as a user's ``pip install`` would.
+pip installs into them (``pip --python``), resolving the wheel's dependencies as a user's
+``pip install`` would, from wheels downloaded from the package index once and kept.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pytest
 import sessionkit
 
 REPO = Path(__file__).resolve().parents[2]
+WHEELHOUSE = REPO / ".cache" / "packaging-wheels"
 INSTALL_TIMEOUT = 300.0
 
 
@@ -51,12 +52,22 @@ class Venv:
         return self.bin / ("python.exe" if sys.platform == "win32" else "python")
 
     def install(self, *requirements: str) -> None:
-        """``pip install`` into this venv, failing the test with pip's output."""
-        argv = [sys.executable, "-m", "pip", "--python", str(self.python), "install"]
-        argv += ["--quiet", "--disable-pip-version-check", "--no-compile", *requirements]
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
-        )
+        """``pip install`` into this venv, the dependencies from the wheelhouse.
+
+        The wheelhouse (``.cache/packaging-wheels``, kept between runs) holds the wheels a
+        previous run downloaded, so pip resolves the requirements offline; when it lacks
+        one, pip downloads what the requirements need from the package index into it first.
+        """
+        pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+        offline = ["--no-index", "--find-links", str(WHEELHOUSE)]
+        install = [*pip, "--python", str(self.python), "install", "--no-compile", *offline]
+        if _pip([*install, *requirements]).returncode == 0:
+            return
+        done = _pip([*pip, "download", "--dest", str(WHEELHOUSE), *requirements])
+        assert done.returncode == 0, f"pip download failed:\n{done.stdout}\n{done.stderr}"
+        for ours in WHEELHOUSE.glob("sessionkit_secure-*"):
+            ours.unlink()  # always installed from the wheel this run built
+        done = _pip([*install, *requirements])
         assert done.returncode == 0, f"pip install failed:\n{done.stdout}\n{done.stderr}"
 
     def run(self, argv: Sequence[str], **env: str) -> subprocess.CompletedProcess[str]:
@@ -71,6 +82,12 @@ class Venv:
             timeout=60,
             check=False,
         )
+
+
+def _pip(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
+    )
 
 
 @pytest.fixture(scope="module")
