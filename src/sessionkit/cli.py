@@ -14,6 +14,7 @@ from .errors import ConfigurationError
 from .keys import KEY_BYTES, generate_key
 from .kit import SessionKit
 from .lifetime import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT
+from .stores.sqlite import SQLiteStore
 
 __all__ = ["EXIT_REFUSED", "EXIT_SOUND", "EXIT_WEAK", "main", "weaknesses"]
 
@@ -191,10 +192,7 @@ def _describe(kit: SessionKit) -> list[tuple[str, str]]:
             else f"every {_duration(kit.rotate_every)}, old id kept "
             f"{_duration(kit.rotation_grace)}",
         ),
-        (
-            "store",
-            "none (the session lives in its cookie)" if kit.store is None else repr(kit.store),
-        ),
+        ("store", _store(kit)),
         (
             "cookies required",
             f"on the protected paths, public home {kit.gate.home}" if kit.gate else "nowhere",
@@ -202,6 +200,17 @@ def _describe(kit: SessionKit) -> list[tuple[str, str]]:
         ("client addresses", kit.client_address),
     ]
     return [(label, value.rstrip()) for label, value in rows]
+
+
+def _store(kit: SessionKit) -> str:
+    store = kit.store
+    if store is None:
+        return "none (the session lives in its cookie)"
+    if isinstance(store, SQLiteStore):
+        return f"SQLiteStore({os.path.abspath(store.path)!r})"
+    if type(store).__repr__ is object.__repr__:
+        return type(store).__name__
+    return repr(store)  # RedisStore's leaves any password out
 
 
 def _cookie(spec: CookieSpec) -> str:

@@ -260,3 +260,36 @@ def test_check_help_is_plain_text() -> None:
     assert done.stdout.startswith("usage: python -m sessionkit check [-h] [MODULE:NAME]\n")
     assert "`" not in done.stdout
     assert "exit status 0: sound, 3: weak, 1: refused" in " ".join(done.stdout.split())
+
+
+STORES_APP = """
+import sessionkit
+from sessionkit.stores import MemoryStore, RedisStore, SQLiteStore
+
+KEY = {key!r}
+memory = sessionkit.SessionKit(secret_keys=[KEY], store=MemoryStore())
+sqlite = sessionkit.SessionKit(secret_keys=[KEY], store=SQLiteStore("sessions.db"))
+redis = sessionkit.SessionKit(
+    secret_keys=[KEY], store=RedisStore("redis://:hunter2@127.0.0.1:1/0")
+)
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("memory", "MemoryStore"),
+        ("sqlite", "SQLiteStore('{folder}/sessions.db')"),
+        ("redis", "RedisStore("),
+    ],
+)
+def test_check_names_the_store_and_never_its_password(
+    tmp_path: Path, key: str, name: str, shown: str
+) -> None:
+    (tmp_path / "stores_app.py").write_text(STORES_APP.format(key=key))
+    done = check_in(tmp_path, f"stores_app:{name}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (line,) = (line for line in done.stdout.splitlines() if line.startswith("  store "))
+    assert line.split(None, 1)[1].startswith(shown.format(folder=tmp_path.resolve()))
+    assert "hunter2" not in done.stdout
+    assert "note: no store" not in done.stdout
