@@ -3,9 +3,10 @@
 The blocks of one section (a ``##`` or ``###`` heading) run in order in one namespace, a
 fresh one for each section, with ``SESSIONKIT_SECRET_KEYS`` set and an empty working
 folder, as a reader would paste them. A block that defines an application is then served
-by a real server on 127.0.0.1 and driven over HTTP: the story for each such block is in
-``STORIES``, keyed by its section and its place there, and a block that builds an app with
-no story fails, so a new example cannot go untested.
+by a real server on 127.0.0.1 and driven over HTTP (its WebSocket endpoint through the
+ASGI interface itself): the story for each such block is in ``STORIES``, keyed by its
+section and its place there, and a block that builds an app with no story fails, so a new
+example cannot go untested.
 
 A block that is only an illustration (a fragment that cannot run alone) is marked by the
 line ``<!-- readme: not run -->`` right above its opening fence; the marker is invisible
@@ -16,6 +17,7 @@ served from there.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -30,7 +32,7 @@ import httpx
 import pytest
 
 import sessionkit
-from support import cookies_by_name, running_uvicorn, running_werkzeug
+from support import cookies_by_name, run_websocket, running_uvicorn, running_werkzeug
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -111,7 +113,7 @@ def session_cookie(response: httpx.Response) -> str:
     return f"{SESSION}={value}"
 
 
-def logs_in_then_opens_the_app(url: str) -> None:
+def logs_in_then_opens_the_app(url: str, app: Any) -> str:
     """POST /login binds the session to alice; /app needs cookies and then shows her."""
     with httpx.Client(base_url=url, timeout=10) as client:
         login = client.post("/login", headers=same_origin(url))
@@ -123,9 +125,18 @@ def logs_in_then_opens_the_app(url: str) -> None:
         blocked = client.get("/app")
         assert blocked.status_code == 303
         assert "sessionkit-cookie-check=1" in blocked.headers["location"]
+    return cookie
 
 
-def logs_in(url: str) -> None:
+def logs_in_and_the_websocket_reads_the_session(url: str, app: Any) -> None:
+    """As above; then the WebSocket endpoint, given the same cookie, sees alice too."""
+    cookie = logs_in_then_opens_the_app(url, app)
+    sent = asyncio.run(run_websocket(app, [(b"cookie", cookie.encode())], path="/app/ws"))
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert json.loads(sent[1]["text"]) == {"user": "alice"}
+
+
+def logs_in(url: str, app: Any) -> None:
     """POST /login answers with the user and a new session cookie."""
     with httpx.Client(base_url=url, timeout=10) as client:
         login = client.post("/login", headers=same_origin(url))
@@ -134,7 +145,7 @@ def logs_in(url: str) -> None:
         session_cookie(login)
 
 
-def counts_visits(url: str) -> None:
+def counts_visits(url: str, app: Any) -> None:
     """The session keeps the count from one request to the next."""
     with httpx.Client(base_url=url, timeout=10) as client:
         first = client.get("/")
@@ -143,12 +154,12 @@ def counts_visits(url: str) -> None:
         assert again.text == "2"
 
 
-Story = Callable[[str], None]
+Story = Callable[[str, Any], object]
 #: What each block that builds an app must do, served: (section, place) -> (server, story).
 STORIES: dict[tuple[str, int], tuple[str, Story]] = {
     ("Quick start", 1): ("asgi", logs_in),
     ("Quick start", 2): ("wsgi", counts_visits),
-    ("FastAPI (and Starlette)", 0): ("asgi", logs_in_then_opens_the_app),
+    ("FastAPI (and Starlette)", 0): ("asgi", logs_in_and_the_websocket_reads_the_session),
     ("Flask", 0): ("wsgi", logs_in_then_opens_the_app),
 }
 
@@ -189,7 +200,7 @@ def test_each_section_runs_and_its_apps_serve(section: str) -> None:
             assert (block.section, block.index) in STORIES, f"{block.name} builds an untested app"
             kind, story = STORIES[block.section, block.index]
             with serve(kind, app) as url:
-                story(url)
+                story(url, app)
 
 
 DJANGO_RUN = """
