@@ -380,11 +380,12 @@ def _check(app: flask.Flask, kit: SessionKit, explicit: bool) -> None:
     spec = kit.session_spec
     problems: list[str] = []
 
-    def tell(setting: str, why: str, kit_setting: str) -> None:
+    def tell(setting: str, why: str, kit_setting: str, first: str = "") -> None:
+        first = first or f"remove {setting}"
         if explicit:
-            fix = f"remove {setting}, or build the kit with SessionKit({kit_setting})"
+            fix = f"{first}, or build the kit with SessionKit({kit_setting})"
         else:
-            fix = f"remove {setting}, or add {kit_setting} to app.config[{CONFIG_SETTINGS!r}]"
+            fix = f"{first}, or add {kit_setting} to app.config[{CONFIG_SETTINGS!r}]"
         problems.append(f"{why}: {fix}")
 
     name = _setting(config, "SESSION_COOKIE_NAME")
@@ -409,6 +410,7 @@ def _check(app: flask.Flask, kit: SessionKit, explicit: bool) -> None:
             setting,
             f"{setting} asks for the session cookie path {path!r}, but the kit's is {spec.path!r}",
             f"path={path!r}",
+            f"set SESSION_COOKIE_PATH={spec.path!r}",
         )
     if not _setting(config, "SESSION_COOKIE_HTTPONLY") and spec.http_only:
         tell(
@@ -592,19 +594,19 @@ class SessionKitInterface(SessionInterface):
 
     def save_session(self, app: flask.Flask, session: SessionMixin, response: Response) -> None:
         """Apply Flask's ``Vary`` and refresh rules; write the cookies of a session opened here."""
-        if not isinstance(session, Session):
-            return
         environ = flask.request.environ
+        own = environ.get(_ENVIRON_SESSION)
+        if not isinstance(session, Session) or not isinstance(own, Session):
+            return
         if app.config.get("SESSION_REFRESH_EACH_REQUEST", True):
-            self._refresh(session, environ, response)
-        if session.accessed:
+            self._refresh(own, environ, response)
+        if own.accessed:
             response.vary.add("Cookie")
-        if environ.get(_ENVIRON_OWN) and environ.get(_ENVIRON_SESSION) is session:
+        if environ.get(_ENVIRON_OWN):
             exchange: Exchange = environ[_ENVIRON_EXCHANGE]
             headers = response.headers
-            _apply(
-                response, exchange.finish(headers.getlist("Vary"), headers.getlist("Cache-Control"))
-            )
+            changes = exchange.finish(headers.getlist("Vary"), headers.getlist("Cache-Control"))
+            _apply(response, changes)
 
     def _refresh(self, session: Session, environ: WSGIEnvironment, response: Response) -> None:
         """Re-issue a permanent session's cookie, as Flask does on every request."""
