@@ -96,8 +96,6 @@ __all__ = [
 #: Where :class:`sessionkit.wsgi.SessionMiddleware` leaves the request's session.
 _ENVIRON_SESSION = "sessionkit.session"
 _ENVIRON_EXCHANGE = "sessionkit.exchange"
-#: Set in the environ of a request whose session this module opened (no middleware).
-_ENVIRON_OWN = "sessionkit.flask.own"
 #: ``app.extensions`` key holding the kit.
 EXTENSION = "sessionkit"
 #: ``app.config`` keys read when init_app builds the kit.
@@ -500,7 +498,6 @@ def _open_exchange(kit: SessionKit, environ: WSGIEnvironment) -> Exchange:
         exchange.load_record()
     environ[_ENVIRON_SESSION] = exchange.session
     environ[_ENVIRON_EXCHANGE] = exchange
-    environ[_ENVIRON_OWN] = True
     return exchange
 
 
@@ -541,10 +538,14 @@ class SessionKitInterface(SessionInterface):
         self._ready = False
         self._lock = threading.Lock()
         #: The session class of this interface's app.
-        self.session_class = cast(
-            "type[FlaskSession]",
-            type("FlaskSession", (FlaskSession,), {"__slots__": (), "_interface": self}),
-        )
+        self.session_class = self._subclass()
+        #: The session class of a request the middleware did not see (this interface
+        #: opened its cookie, and its save_session writes the cookies).
+        self._own_class = self._subclass()
+
+    def _subclass(self) -> type[FlaskSession]:
+        namespace = {"__slots__": (), "_interface": self}
+        return cast("type[FlaskSession]", type("FlaskSession", (FlaskSession,), namespace))
 
     def bind(self, app: flask.Flask) -> None:
         """Tie the interface to ``app``, whose config builds or checks the kit."""
@@ -587,37 +588,45 @@ class SessionKitInterface(SessionInterface):
             self._app = app
         environ = request.environ
         session = environ.get(_ENVIRON_SESSION)
-        if not isinstance(session, Session):
+        if isinstance(session, Session):
+            if type(session) is not self._own_class:
+                session.__class__ = self.session_class
+        else:
             session = _open_exchange(self.kit, environ).session
-        session.__class__ = self.session_class
+            session.__class__ = self._own_class
         return cast(SessionMixin, session)
 
     def save_session(self, app: flask.Flask, session: SessionMixin, response: Response) -> None:
         """Apply Flask's ``Vary`` and refresh rules; write the cookies of a session opened here."""
-        environ = flask.request.environ
-        own = environ.get(_ENVIRON_SESSION)
-        if not isinstance(session, Session) or not isinstance(own, Session):
-            return
+        found: object = session
+        kind = type(found)
+        if kind is not self.session_class and kind is not self._own_class:
+            # ``flask.session`` itself (a proxy) rather than the session it stands for.
+            found = flask.request.environ.get(_ENVIRON_SESSION)
+            kind = type(found)
+            if kind is not self.session_class and kind is not self._own_class:
+                return
+        own = cast(FlaskSession, found)
         if app.config.get("SESSION_REFRESH_EACH_REQUEST", True):
-            self._refresh(own, environ, response)
-        if own.accessed:
+            self._refresh(own)
+        if own.accessed and any(name.lower() == "vary" for name, _ in response.headers):
+            # One Vary line, as Flask writes it; without one the exchange adds its own.
             response.vary.add("Cookie")
-        if environ.get(_ENVIRON_OWN):
-            exchange: Exchange = environ[_ENVIRON_EXCHANGE]
+        if kind is self._own_class:
+            exchange: Exchange = flask.request.environ[_ENVIRON_EXCHANGE]
             headers = response.headers
             changes = exchange.finish(headers.getlist("Vary"), headers.getlist("Cache-Control"))
             _apply(response, changes)
 
-    def _refresh(self, session: Session, environ: WSGIEnvironment, response: Response) -> None:
+    def _refresh(self, session: Session) -> None:
         """Re-issue a permanent session's cookie, as Flask does on every request."""
         if not session.opened:
-            cookies = environ.get("HTTP_COOKIE")
+            cookies = flask.request.environ.get("HTTP_COOKIE")
             if not cookies or f"{self.kit.session_spec.name}=" not in cookies:
                 return
         lifetime = session.state.lifetime
         if lifetime is not None and lifetime.persistent and not session.is_empty:
             session.modified = True
-            response.vary.add("Cookie")
 
     # Flask extensions that read the cookie's attributes get the kit's, which are the
     # ones sent.
