@@ -710,6 +710,28 @@ def test_test_request_context_opens_the_cookie_it_is_given(kit: sessionkit.Sessi
         assert flask.session.new
 
 
+def test_the_interface_alone_opens_and_saves_real_requests(kit: sessionkit.SessionKit) -> None:
+    # Installed without init_app's middleware (so without the gate), the interface opens
+    # each request's cookie through the kit and save_session writes the cookies.
+    app = flask.Flask(__name__)
+    app.session_interface = SessionKitInterface(kit)
+
+    @app.post("/write")
+    def write() -> str:
+        flask.session["pair"] = (1, 2)
+        return "ok"
+
+    @app.get("/")
+    def read() -> str:
+        return repr(flask.session.get("pair"))
+
+    client = app.test_client()
+    response = client.post("/write")
+    assert SESSION in set_cookie_names(response)
+    assert response.headers.getlist("Vary") == ["Cookie"]
+    assert client.get("/").text == "(1, 2)"
+
+
 # --------------------------------------------------------------------------- Vary
 
 
