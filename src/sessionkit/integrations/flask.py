@@ -75,7 +75,7 @@ from flask.sessions import SessionInterface, SessionMixin
 
 from ..access import visitor_of
 from ..errors import ConfigurationError
-from ..exchange import Exchange
+from ..exchange import Exchange, HeaderChanges
 from ..gate import EarlyResponse
 from ..kit import SessionKit
 from ..session import Session, check_value
@@ -501,7 +501,7 @@ def _open_exchange(kit: SessionKit, environ: WSGIEnvironment) -> Exchange:
     return exchange
 
 
-def _apply(response: Response, changes: Any) -> None:
+def _apply(response: Response, changes: HeaderChanges | EarlyResponse) -> None:
     """Put an exchange's header changes (or the response that replaces it) on ``response``."""
     headers = response.headers
     if isinstance(changes, EarlyResponse):
@@ -528,7 +528,9 @@ class SessionKitInterface(SessionInterface):
     request context, a ``session_transaction()``). :meth:`save_session` applies Flask's
     ``Vary`` rule and ``SESSION_REFRESH_EACH_REQUEST``; the middleware writes the cookies
     when the response starts, or :meth:`save_session` writes them itself for a session it
-    opened. Install it with :func:`init_app`, which also adds the middleware.
+    opened. Install it with :func:`init_app`, which also adds the middleware; installed
+    alone (``app.session_interface = SessionKitInterface(kit)``), it opens and saves every
+    request itself, without the cookies-required gate.
     """
 
     def __init__(self, kit: SessionKit | None = None) -> None:
