@@ -720,7 +720,7 @@ def current_visitor() -> str | None:
 
 import functools  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from typing import Any, TypeVar  # noqa: E402
+from typing import TypeVar  # noqa: E402
 
 from ..access import fresh_login_location  # noqa: E402
 from ..devices import check_fresh_login  # noqa: E402
