@@ -313,8 +313,12 @@ def _script_commands() -> frozenset[str]:
     """The commands the Redis store's Lua scripts call (Redis counts them by name too)."""
     from sessionkit.stores import redis as redis_store
 
-    scripts = (redis_store._LOAD, redis_store._SAVE, redis_store._REVOKE_USER)
-    scripts += (redis_store._FAMILIES,)
+    scripts = (
+        redis_store._LOAD,
+        redis_store._SAVE,
+        redis_store._REVOKE_USER,
+        redis_store._FAMILIES,
+    )
     return frozenset(
         name.lower() for s in scripts for name in re.findall(r"redis\.call\('([A-Za-z]+)'", s)
     )
