@@ -360,6 +360,9 @@ def _round_trips(
 #: Logged-in users (one browser each) created for the memory measurement.
 MEMORY_USERS = 200
 MEMORY_TARGET = 400.0
+#: Values longer than this (bytes; Redis's default is 64) turn a small hash from its compact
+#: listpack encoding into a hash table, and a record is longer.
+LISTPACK_SETTING = "hash-max-listpack-value"
 
 
 def _memory_app(data: dict[str, Any]) -> Any:
@@ -397,12 +400,14 @@ class _Usage:
         self.bytes: dict[str, int] = {}
         self.keys: dict[str, int] = {}
         self.name_chars: dict[str, int] = {}
+        self.encodings: dict[str, set[str]] = {}
         for raw in client.scan_iter(count=1000):
             key = raw.decode()
             kind = _key_kind(key)
             self.bytes[kind] = self.bytes.get(kind, 0) + int(client.memory_usage(raw, samples=0))
             self.keys[kind] = self.keys.get(kind, 0) + 1
             self.name_chars[kind] = self.name_chars.get(kind, 0) + len(raw)
+            self.encodings.setdefault(kind, set()).add(client.object("encoding", raw).decode())
 
     @property
     def total(self) -> int:
@@ -444,16 +449,20 @@ def redis_memory(stores: Stores, section: Section) -> None:
 
     assert stores.redis is not None
     data_bytes = len(json.dumps(core.SESSION_DATA).encode())
+    default_listpack = stores.redis.command("CONFIG", "GET", LISTPACK_SETTING).split()[-1]
     flows = [
-        ("login, no session data", {}, False),
-        (f"login, the {data_bytes}-byte session", core.SESSION_DATA, False),
-        ("anonymous session (a CSRF token), then login, no data", {}, True),
+        ("login, no session data", {}, False, None),
+        (f"login, the {data_bytes}-byte session", core.SESSION_DATA, False, None),
+        ("anonymous session (a CSRF token), then login, no data", {}, True, None),
+        (f"login, no session data, server with {LISTPACK_SETTING} 1024", {}, False, "1024"),
     ]
     rows = []
     notes = []
-    for label, data, anonymous_first in flows:
+    for label, data, anonymous_first, listpack in flows:
         store, db = stores.make("redis")
         client = redis_py.Redis.from_url(stores.redis.url(db))
+        if listpack is not None:
+            stores.redis.command("CONFIG", "SET", LISTPACK_SETTING, listpack)
         try:
             users = range(1000, 1000 + MEMORY_USERS)
             _login_all(store, data, users, anonymous_first=anonymous_first)
@@ -463,12 +472,15 @@ def redis_memory(stores: Stores, section: Section) -> None:
             second = _Usage(client)
         finally:
             client.close()
+            if listpack is not None:
+                stores.redis.command("CONFIG", "SET", LISTPACK_SETTING, default_listpack)
         per_session = first.total / MEMORY_USERS
         extra = (second.total - first.total) / MEMORY_USERS
         parts = ", ".join(
             f"{kind} {first.bytes[kind] / MEMORY_USERS:.0f} B "
             f"({first.keys[kind] / MEMORY_USERS:g} key, name "
-            f"{first.name_chars[kind] / first.keys[kind]:.0f} chars)"
+            f"{first.name_chars[kind] / first.keys[kind]:.0f} chars, "
+            f"{'/'.join(sorted(first.encodings[kind]))})"
             for kind in sorted(first.bytes)
         )
         rows.append(
@@ -484,7 +496,9 @@ def redis_memory(stores: Stores, section: Section) -> None:
                 f"RedisStore: bytes per logged-in session ({label})",
                 Summary.of([per_session]),
                 "none",
-                Target(MEMORY_TARGET, unit=" B") if not data and not anonymous_first else None,
+                Target(MEMORY_TARGET, unit=" B")
+                if not data and not anonymous_first and listpack is None
+                else None,
                 detail=parts,
                 unit="B",
             )
@@ -499,7 +513,9 @@ def redis_memory(stores: Stores, section: Section) -> None:
     )
     notes.append(
         f"a login-only record is {len(record)} bytes of text (its JSON header line "
-        f"{len(header)} bytes, then `{{}}`); family ids are 22 characters"
+        f"{len(header)} bytes, then `{{}}`); family ids are 22 characters; this server's "
+        f"{LISTPACK_SETTING} is {default_listpack}: a hash holding a longer value is a hash "
+        "table, not a listpack"
     )
     section.tables.append(
         Table(
