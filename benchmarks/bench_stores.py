@@ -287,7 +287,7 @@ def modes(mode: Mode, stores: Stores, section: Section) -> None:
                 )
             else:
                 missing.append(f"{LABELS[kind]}: not available (redis-server is not installed)")
-        g = group(specs, "raw", workload)
+        g = group(specs, "raw", workload, wall_clock=True)
         try:
             per_call, n = measure(g.runners, mode, mode.store_repeats)
             if stores.redis is not None:
@@ -559,7 +559,7 @@ def live_sessions(mode: Mode, stores: Stores, section: Section) -> None:
                     )
                     for n_live, store, _ in filled
                 ]
-                g = group(specs, "raw", workload)
+                g = group(specs, "raw", workload, wall_clock=True)
                 try:
                     per_call, n = measure(g.runners, mode, mode.store_repeats)
                 finally:
@@ -637,7 +637,7 @@ def session_sizes(mode: Mode, stores: Stores, section: Section) -> None:
                         cookie_on_write=False,
                     )
                 )
-        g = group(specs, "raw", "rw", bare_cookie_from=specs[1])
+        g = group(specs, "raw", "rw", bare_cookie_from=specs[1], wall_clock=True)
         try:
             per_call, n = measure(g.runners, mode, mode.store_repeats)
         finally:
