@@ -512,7 +512,7 @@ class Exchange:
             return
         if rotate:
             state = state._replace(id=new_session_id(), rotated_at=now)
-        state = state._replace(last_seen=max(now, state.last_seen))
+        state = _seen_at(state, max(now, state.last_seen))
         session.adopt(state, None)
         self._issue(out, state, dict(dict.items(session)))
 
@@ -601,6 +601,12 @@ class Exchange:
 def _until(write: Stored, stored: Record, timeouts: Any) -> float:
     family_end = timeouts.end_of(stored.state.lifetime, stored.state.created_at)
     return stored_until(write, timeouts, family_end)
+
+
+def _seen_at(state: State, stamp: int) -> State:
+    """``state._replace(last_seen=stamp)`` without the generic ``_replace``'s cost."""
+    sid, family, user, created, _, rotated, auth, generation, lifetime = state
+    return State(sid, family, user, created, stamp, rotated, auth, generation, lifetime)
 
 
 def _sealed_under_old_key(value: str, primary_kid: bytes) -> bool:
