@@ -337,7 +337,8 @@ def _round_trips(
     detail = ", ".join(f"{name} {calls / n:g}" for name, (calls, _) in sorted(client.items()))
     inner = ", ".join(f"{name} {calls / n:g}" for name, (calls, _) in sorted(inside.items()))
     section.lines.append(
-        f"- Redis, {WORKLOADS[w]} request: **{per_request:g} round trips per request** "
+        f"- Redis, {WORKLOADS[w]} request: **{per_request:g} round "
+        f"trip{'' if per_request == 1 else 's'} per request** "
         f"({detail or 'none'}; sessionkit does not pipeline, so each command is one round "
         f"trip), {server_us:.0f} µs of server time per request; inside scripts: "
         f"{inner or 'none'} (counted on the server with `INFO commandstats` over {n} "
