@@ -208,6 +208,7 @@ button.danger{border-color:var(--danger);background:var(--danger)}
 table{width:100%;border-collapse:collapse}
 caption{text-align:left;color:var(--muted);padding-bottom:.5rem}
 th,td{text-align:left;vertical-align:top;padding:.5rem .6rem;border-bottom:1px solid var(--line)}
+td.when{white-space:nowrap}
 .badge{display:inline-block;padding:0 .55rem;border-radius:1rem;font-size:.85rem;
 font-weight:600;background:#e4eefc;color:#093b87}
 .badge.warn{background:#fbe5e8;color:#861424}
@@ -242,8 +243,8 @@ def page(title: str, body: str, *, current: str = "") -> str:
         '<header><div class=bar><a class=brand href="/">sessionkit demo</a>'
         f'<nav aria-label="Main"><ul>{links}</ul></nav></div></header>'
         f"<main id=main><h1>{name}</h1>{body}</main>"
-        "<footer>Cookies: one encrypted session cookie, one opaque visitor id. "
-        "Nothing else is stored in your browser.</footer></body></html>"
+        "<footer>This demo keeps an encrypted session cookie and, unless your browser "
+        "sends Global Privacy Control, an opaque visitor id.</footer></body></html>"
     )
 
 
@@ -281,9 +282,9 @@ def duration(seconds: float) -> str:
     return f"{days} days {hours} h" if hours else f"{days} days"
 
 
-def clock(moment: float) -> str:
-    """A moment as a UTC date and time to the minute."""
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def clock(moment: float, shape: str = "%Y-%m-%d %H:%M UTC") -> str:
+    """A moment in UTC (by default its date and time to the minute)."""
+    return datetime.fromtimestamp(moment, timezone.utc).strftime(shape)
 
 
 def opt_out_signal(sec_gpc: str | None, dnt: str | None) -> str | None:
@@ -321,7 +322,8 @@ def _visitor_fact(visitor: str | None, signal: str | None) -> str:
 def privacy_facts(visitor: str | None, signal: str | None) -> str:
     """The visitor id and the privacy signal, as rows of a fact list."""
     privacy = (
-        "<span class=badge>not sent</span>"
+        "<span class=badge>not sent</span> <span class=hint>with <code>Sec-GPC: 1</code> "
+        "no visitor id is kept</span>"
         if signal is None
         else f"<span class='badge ok'>{html.escape(signal)}</span> "
         "<span class=hint>honoured: no visitor id</span>"
@@ -388,7 +390,8 @@ def events_table(logged: list[LoggedEvent], *, now: float) -> str:
             '"Log out everywhere" in one: the other\'s next request shows up here.</p>'
         )
     rows = "".join(
-        f"<tr><td>{clock(event.at)}<br><span class=hint>{duration(now - event.at)} ago</span>"
+        f"<tr><td class=when>{clock(event.at, '%H:%M:%S UTC')}<br>"
+        f"<span class=hint>{duration(now - event.at)} ago</span>"
         f"</td><td><span class='badge warn'>{html.escape(event.reason)}</span><br>"
         f"{html.escape(REASONS.get(event.reason, ''))}</td>"
         f"<td><code>{html.escape(event.cookie)}</code></td>"
@@ -414,16 +417,29 @@ def events_body(logged: list[LoggedEvent]) -> str:
     )
 
 
-def home_body(user: object, visitor: str | None, signal: str | None) -> str:
-    """The public home page's content."""
+def home_body(user: object, visitor: str | None, signal: str | None, timeouts: Timeouts) -> str:
+    """The public home page's content: who you are, and what to try."""
     who = f"Logged in as <b>{html.escape(str(user))}</b>." if user else "Not logged in."
+    rotate = (
+        "" if timeouts.rotate_every is None else f", and every {duration(timeouts.rotate_every)}"
+    )
     return (
         "<p class=lead>A public page: it works with cookies off. The private area needs "
         "them, and shows your session as sessionkit sees it.</p>"
         f"<section class=card aria-labelledby=you><h2 id=you>You</h2><p>{who}</p>"
         f"<dl class=facts>{privacy_facts(visitor, signal)}</dl></section>"
-        '<p class=actions><a href="/app">Go to the private area</a>'
-        '<a href="/login">Log in</a><a href="/events">See the security events</a></p>'
+        "<section class=card aria-labelledby=try><h2 id=try>What to try</h2><ul>"
+        '<li><a href="/login">Log in</a>: the session id changes (and again when you log '
+        f"out{rotate}); the private area lists the earlier ones.</li>"
+        f"<li>Watch the time left: {duration(timeouts.idle)} of inactivity end a session, "
+        f"and so does the absolute timeout, {duration(timeouts.absolute)} after login, "
+        "however active you are. &ldquo;Remember me&rdquo; lets it idle for a week.</li>"
+        '<li>Turn cookies off and open the <a href="/app">private area</a>: after one test '
+        "redirect, a page says why it cannot work.</li>"
+        "<li>Send Global Privacy Control (<code>Sec-GPC: 1</code>): no visitor id is kept.</li>"
+        "<li>Log in from a second browser and press &ldquo;Log out everywhere&rdquo; in one: "
+        'the other\'s next request shows up in the <a href="/events">security events</a>.</li>'
+        "</ul></section>"
     )
 
 

@@ -88,7 +88,11 @@ def show(title: str, body: str, current: str = "", status: int = 200) -> Respons
 
 @app.get("/")
 async def home(request: Request, session: SessionDep, visitor: VisitorDep) -> Response:
-    return show("sessionkit demo", home_body(session.user_id, visitor, signal_of(request)), "/")
+    return show(
+        "sessionkit demo",
+        home_body(session.user_id, visitor, signal_of(request), kit.timeouts),
+        "/",
+    )
 
 
 @app.get("/login")

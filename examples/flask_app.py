@@ -68,7 +68,7 @@ def facts() -> str:
 
 @app.get("/")
 def home() -> str:
-    body = home_body(current_session().user_id, current_visitor(), signal())
+    body = home_body(current_session().user_id, current_visitor(), signal(), kit.timeouts)
     return page("sessionkit demo", body, current="/")
 
 

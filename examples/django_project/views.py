@@ -53,7 +53,11 @@ def facts(request: HttpRequest) -> str:
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     name = user.get_username() if user.is_authenticated else None
-    return show("sessionkit demo", home_body(name, visitor_of(request), signal_of(request)), "/")
+    return show(
+        "sessionkit demo",
+        home_body(name, visitor_of(request), signal_of(request), get_kit().timeouts),
+        "/",
+    )
 
 
 def login_view(request: HttpRequest) -> HttpResponse:

@@ -275,11 +275,12 @@ def test_the_private_page_shows_the_session(server: Server) -> None:
 
 def test_global_privacy_control_means_no_visitor_id(server: Server) -> None:
     home = httpx.get(f"{server.url}/", headers={"Sec-GPC": "1"}, timeout=TIMEOUT)
-    assert "Sec-GPC: 1" in home.text
+    assert "<span class='badge ok'>Sec-GPC: 1</span>" in home.text
     assert "id=visitor-id" not in home.text
     assert "visitor" not in set_cookies(home)
     plain = httpx.get(f"{server.url}/", timeout=TIMEOUT)
     assert "<code id=visitor-id>" in plain.text
+    assert "<span class=badge>not sent</span>" in plain.text
     assert "visitor" in set_cookies(plain)
 
 
