@@ -219,6 +219,8 @@ gap:.5rem 1rem;padding:.6rem 0;border-bottom:1px solid var(--line)}
 footer{max-width:56rem;margin:0 auto;padding:0 1.25rem 2rem;color:var(--muted);font-size:.9rem}
 """
 
+#: The name of the demo, its home page's title.
+BRAND = "sessionkit demo"
 #: The links of the top bar: (path, label).
 NAV = (
     ("/", "Home"),
@@ -235,10 +237,11 @@ def page(title: str, body: str, *, current: str = "") -> str:
         for path, label in NAV
     )
     name = html.escape(title)
+    full = name if title == BRAND else f"{name} · {BRAND}"
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
-        f"<title>{name} · sessionkit demo</title><style>{STYLESHEET}</style></head><body>"
+        f"<title>{full}</title><style>{STYLESHEET}</style></head><body>"
         '<a class=skip href="#main">Skip to the content</a>'
         '<header><div class=bar><a class=brand href="/">sessionkit demo</a>'
         f'<nav aria-label="Main"><ul>{links}</ul></nav></div></header>'
