@@ -216,6 +216,7 @@ font-weight:600;background:#e4eefc;color:#093b87}
 ul.plain{list-style:none;margin:0;padding:0}
 ul.plain li{display:flex;flex-wrap:wrap;align-items:center;justify-content:space-between;
 gap:.5rem 1rem;padding:.6rem 0;border-bottom:1px solid var(--line)}
+@media (max-width:36rem){dl.facts{grid-template-columns:1fr;gap:.1rem}dd{margin-bottom:.6rem}}
 footer{max-width:56rem;margin:0 auto;padding:0 1.25rem 2rem;color:var(--muted);font-size:.9rem}
 """
 
