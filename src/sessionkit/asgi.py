@@ -119,6 +119,8 @@ class SessionMiddleware:
             )
         self.app = app
         self.kit = kit
+        header = kit.events.request_id_header
+        self._request_id_header = None if header is None else header.encode("latin-1")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -131,6 +133,8 @@ class SessionMiddleware:
         dnt: str | None = None
         accept: str | None = None
         agent: str | None = None
+        request_id: str | None = None
+        id_header = self._request_id_header
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookies.append(value.decode("latin-1"))
@@ -144,6 +148,8 @@ class SessionMiddleware:
                 forwarded.append(value.decode("latin-1"))
             elif name == b"user-agent":
                 agent = value.decode("latin-1")
+            elif name == id_header:
+                request_id = value.decode("latin-1")
         client = scope.get("client")
         http = scope["type"] == "http"
         exchange = self.kit.open(
@@ -157,6 +163,7 @@ class SessionMiddleware:
             query=scope.get("query_string", b"").decode("latin-1"),
             accept=accept,
             user_agent=agent,
+            request_id=request_id,
         )
         early = exchange.early
         if early is None and exchange.pending is not None:
