@@ -308,10 +308,12 @@ class EventSettings:
             )
         if header is not None:
             object.__setattr__(self, "request_id_header", header.lower())
-        for name in ("rate_burst", "rate_window"):
+        for name, setting in (("rate_burst", "log_rate_limit"), ("rate_window", "rate_window")):
             value = getattr(self, name)
             if type(value) is not int or value <= 0:
-                raise ConfigurationError(f"{name} must be a positive whole number, not {value!r}")
+                raise ConfigurationError(
+                    f"{setting} must be a positive whole number, not {value!r}"
+                )
 
     @property
     def request_id_environ(self) -> str | None:
