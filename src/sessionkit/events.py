@@ -370,8 +370,9 @@ class Reporter:
     Every event reaches the metrics and the hooks; the log gets each reason at most
     :attr:`EventSettings.rate_burst` times per window (once per window when nothing
     handles the ``sessionkit`` loggers, so Python's last-resort handler is not flooded).
-    Listeners added with :meth:`listen` get every event too (the Flask and Django
-    integrations use it to report into the framework's loggers).
+    Listeners added with :meth:`listen` get every event too; loggers added with
+    :meth:`also_log_to` get a copy of each warning that is logged (the Flask and Django
+    integrations report into the framework's loggers that way).
     """
 
     def __init__(
@@ -389,12 +390,24 @@ class Reporter:
         self._clock = clock
         self._limit = RateLimit(settings.rate_window)
         self._hooks: list[Callable[[Any], None]] = []
+        self._also: list[tuple[logging.Logger, bool]] = []
         self.on_security_event = on_security_event
         self.on_lifecycle_event = on_lifecycle_event
 
     def listen(self, listener: Callable[[SecurityEvent | LifecycleEvent], None]) -> None:
         """Also hand every event to ``listener`` (exceptions from it are logged, not raised)."""
         self._hooks.append(listener)
+
+    def also_log_to(self, logger: logging.Logger, *, replaces_last_resort: bool = False) -> None:
+        """Also log each logged warning (refusals, store outages) on ``logger``.
+
+        ``replaces_last_resort=True`` says ``logger`` always shows what it gets (Flask's
+        ``app.logger`` has its own stderr handler): when nothing handles the
+        ``sessionkit`` loggers, the warning then goes to ``logger`` alone, not also to
+        Python's last-resort handler. Adding the same logger twice adds it once.
+        """
+        if all(known is not logger for known, _ in self._also):
+            self._also.append((logger, replaces_last_resort))
 
     def tag(self, value: str | int) -> str:
         """The keyed, non-reversible tag of a family id (or a user id) as logged."""
@@ -424,10 +437,7 @@ class Reporter:
         )
         self.metrics.rejected(reason, cookie)
         level = logging.INFO if reason in _ROUTINE else logging.WARNING
-        suppressed = self._admit(SECURITY_LOGGER, "security:" + reason, level)
-        if suppressed is not None:
-            logged = event if not suppressed else _with_suppressed(event, suppressed)
-            SECURITY_LOGGER.log(level, "%s", _describe(logged), extra={"sessionkit_event": logged})
+        self._log(SECURITY_LOGGER, level, "security:" + reason, event)
         self._hand_on(event, self.on_security_event, "on_security_event")
         return event
 
@@ -453,10 +463,7 @@ class Reporter:
             logger, level = STORE_LOGGER, logging.WARNING
         elif name == STORE_RECOVERED:
             logger = STORE_LOGGER
-        suppressed = self._admit(logger, "lifecycle:" + name, level)
-        if suppressed is not None:
-            logged = event if not suppressed else _with_suppressed(event, suppressed)
-            logger.log(level, "%s", _describe(logged), extra={"sessionkit_event": logged})
+        self._log(logger, level, "lifecycle:" + name, event)
         self._hand_on(event, self.on_lifecycle_event, "on_lifecycle_event")
         return event
 
@@ -464,11 +471,27 @@ class Reporter:
         """Log a start-up warning on ``sessionkit.settings`` (shown even with no logging set up)."""
         logging.getLogger("sessionkit.settings").warning("%s", message)
 
-    def _admit(self, logger: logging.Logger, key: str, level: int) -> int | None:
-        if not logger.isEnabledFor(level):
-            return None
-        burst = self.settings.rate_burst if logger.hasHandlers() else 1
-        return self._limit.admit(key, self._clock(), burst)
+    def _log(self, logger: logging.Logger, level: int, key: str, event: Any) -> None:
+        """Log ``event`` unless the rate limit leaves it out; copy warnings to the others."""
+        also = [other for other, _ in self._also] if level >= logging.WARNING else []
+        own = logger.isEnabledFor(level)
+        if not own and not any(other.isEnabledFor(level) for other in also):
+            return
+        handled = logger.hasHandlers()
+        if not handled and any(shows for _, shows in self._also) and also:
+            own = False  # a framework logger shows it: no second copy on stderr
+        seen = handled or any(other.hasHandlers() for other in also)
+        burst = self.settings.rate_burst if seen else 1
+        suppressed = self._limit.admit(key, self._clock(), burst)
+        if suppressed is None:
+            return
+        logged = event if not suppressed else _with_suppressed(event, suppressed)
+        extra = {"sessionkit_event": logged}
+        text = _describe(logged)
+        if own:
+            logger.log(level, "%s", text, extra=extra)
+        for other in also:
+            other.log(level, "sessionkit: %s", text, extra=extra)
 
     def _hand_on(self, event: Any, hook: Callable[[Any], None] | None, name: str) -> None:
         for listener in (hook, *self._hooks):

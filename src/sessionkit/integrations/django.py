@@ -44,6 +44,7 @@ new cookie value, as with Django's ``signed_cookies`` engine.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Container, Mapping
 from datetime import datetime, timedelta
@@ -114,6 +115,7 @@ def get_kit() -> SessionKit:
         with _kit_lock:
             if _kit is None:
                 _kit = _build_kit()
+                report_to_django(_kit)
             kit = _kit
     return kit
 
@@ -667,3 +669,19 @@ class SessionStore(SessionBase):  # type: ignore[misc]
     async def aset_expiry(self, value: int | float | datetime | timedelta | None) -> None:
         """Coroutine form of :meth:`set_expiry`."""
         self.set_expiry(value)
+
+
+# --------------------------------------------------------------------------- events
+
+#: Django's family of security loggers (``django.security.*``) gets sessionkit's warnings.
+SECURITY_LOGGER = "django.security.sessionkit"
+
+
+def report_to_django(kit: SessionKit) -> None:
+    """Also log the kit's warnings (refused cookies, store outages) on Django's loggers.
+
+    They go to ``django.security.sessionkit``, under ``django.security`` and so under the
+    ``django`` logger that Django's default ``LOGGING`` (and most projects' own) sends to
+    the console and the admins. :func:`get_kit` calls it once per kit.
+    """
+    kit.reporter.also_log_to(logging.getLogger(SECURITY_LOGGER))

@@ -204,6 +204,7 @@ def init_app(app: flask.Flask, kit: SessionKit) -> None:
     app.extensions[EXTENSION] = kit
     app.session_interface = SessionKitInterface(kit)
     app.wsgi_app = SessionMiddleware(app.wsgi_app, kit)  # type: ignore[method-assign]
+    report_to_app_logger(app, kit)
 
 
 def current_session() -> FlaskSession:
@@ -220,3 +221,16 @@ def current_visitor() -> str | None:
     if _ENVIRON_SESSION not in environ:
         raise RuntimeError(_OUTSIDE)
     return visitor_of(environ)
+
+
+# --------------------------------------------------------------------------- events
+
+
+def report_to_app_logger(app: flask.Flask, kit: SessionKit) -> None:
+    """Also log the kit's warnings (refused cookies, store outages) on ``app.logger``.
+
+    :func:`init_app` calls it. Flask's logger shows them on stderr under ``flask run``
+    even when the application configured no logging; they stay on the ``sessionkit``
+    loggers too, for a logging configuration that routes those.
+    """
+    kit.reporter.also_log_to(app.logger, replaces_last_resort=True)
