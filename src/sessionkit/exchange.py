@@ -503,7 +503,8 @@ class Exchange:
             try:
                 _run(self._write_steps(), self._kit, store)
             except StoreUnavailable as exc:
-                self._kit.store_error(exc, self._info())
+                if not self._degraded:  # else already reported when the record was loaded
+                    self._kit.store_error(exc, self._info())
                 return unavailable(self.request.accept)
         return self.header_changes(vary, cache_control)
 
@@ -516,7 +517,8 @@ class Exchange:
             try:
                 await _arun(self._write_steps(), self._kit, store)
             except StoreUnavailable as exc:
-                self._kit.store_error(exc, self._info())
+                if not self._degraded:  # else already reported when the record was loaded
+                    self._kit.store_error(exc, self._info())
                 return unavailable(self.request.accept)
         return self.header_changes(vary, cache_control)
 

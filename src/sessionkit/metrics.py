@@ -11,7 +11,8 @@ Instruments (all attribute values come from fixed sets, never from a request):
 ``sessionkit.sessions.opened``  counter   a request brought a valid session cookie
 ``sessionkit.sessions.created`` counter   a new session got its first cookie
 ``sessionkit.sessions.rotated`` counter   an id was replaced (``cause``: explicit, timed, key)
-``sessionkit.sessions.ended``   counter   a family ended (``reason``: login, logout)
+``sessionkit.sessions.logins``  counter   ``session.login()``: a session bound to a user
+``sessionkit.sessions.ended``   counter   a family ended by a logout (``reason``: logout)
 ``sessionkit.sessions.revoked`` counter   sessions ended by ``revoke_user``
 ``sessionkit.sessions.migrated`` counter  previous-framework cookies turned into sessions
 ``sessionkit.rejections``       counter   refused cookies (``reason``, ``cookie_kind``)
@@ -76,6 +77,9 @@ class Metrics:
         self._rotated = meter.create_counter(
             "sessionkit.sessions.rotated", unit=session, description="Session ids replaced"
         )
+        self._logins = meter.create_counter(
+            "sessionkit.sessions.logins", unit=session, description="Sessions bound to a user"
+        )
         self._ended = meter.create_counter(
             "sessionkit.sessions.ended", unit=session, description="Session families ended"
         )
@@ -121,7 +125,9 @@ class Metrics:
             return
         if name == "created":
             self._created.add(1)
-        elif name in ("login", "logout"):
+        elif name == "login":
+            self._logins.add(1)
+        elif name == "logout":
             self._ended.add(1, {"reason": name})
         elif name == "rotated":
             cause = detail if detail in _ROTATION_CAUSES else "timed"

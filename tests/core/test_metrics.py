@@ -82,7 +82,7 @@ def test_sessions_are_counted_through_their_lifecycle(
     got = readings()
     assert got[("sessionkit.sessions.created", frozenset())] == 1
     assert got[("sessionkit.sessions.opened", frozenset())] == 3
-    assert got[("sessionkit.sessions.ended", frozenset({("reason", "login")}))] == 2
+    assert got[("sessionkit.sessions.logins", frozenset())] == 2
     assert got[("sessionkit.sessions.ended", frozenset({("reason", "logout")}))] == 1
     assert got[("sessionkit.sessions.rotated", frozenset({("cause", "explicit")}))] == 1
     assert got[("sessionkit.sessions.revoked", frozenset())] == 1

@@ -10,6 +10,7 @@ its own session cookie.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -189,9 +190,14 @@ def test_a_django_signed_cookie_session_moves_to_sessionkit(tmp_path: Path) -> N
         with httpx.Client(base_url=base) as client:
             client.cookies.set("sessionid", old_cookie[:-3] + "AAA")
             assert client.get("/me").json()["user"] is None
-        logged = stderr()
-    assert '"logger": "django.security.sessionkit"' in logged
-    assert '"reason": "old_cookie_forged"' in logged
+        bad = httpx.get(f"{base}/me", headers={"Cookie": "sk-session=tampered"})
+        assert bad.json()["user"] is None
+        logged = [json.loads(line) for line in stderr().splitlines() if line.startswith("{")]
+    ours = [r for r in logged if r["logger"] == "django.security.sessionkit"]
+    assert [r["reason"] for r in ours] == ["old_cookie_forged", "malformed"]
+    assert all(r["level"] == "WARNING" for r in ours)
+    assert (ours[1]["cookie"], ours[1]["path"], ours[1]["method"]) == ("sk-session", "/me", "GET")
+    assert ours[1]["client"] == "127.0.0.0"
 
 
 @pytest.fixture(autouse=True)
