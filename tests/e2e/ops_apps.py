@@ -7,7 +7,8 @@
   session backend, whose ``/login`` signs a user in the Django way;
 - ``python ops_apps.py django-new PORT``: the same project moved to sessionkit, with a
   migration reading the old cookie; Django's logging writes ``django.security`` records
-  as JSON lines on stderr.
+  as JSON lines on stderr, and with a third argument its metrics are served for
+  Prometheus on that port (the recipe of docs/operations.md).
 
 Each app answers ``GET /me`` with its session as JSON.
 """
@@ -150,11 +151,24 @@ def _django(mode: str) -> Any:
     return WSGIHandler()
 
 
+def _prometheus(port: int) -> None:
+    """The docs' Prometheus recipe: OpenTelemetry's exporter, scraped on ``port``."""
+    from opentelemetry import metrics
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import start_http_server
+
+    metrics.set_meter_provider(MeterProvider(metric_readers=[PrometheusMetricReader()]))
+    start_http_server(port, addr="127.0.0.1")
+
+
 def main(argv: list[str]) -> None:
-    """``ops_apps.py django-old|django-new PORT``: serve that Django app on 127.0.0.1."""
+    """``ops_apps.py django-old|django-new PORT [METRICS_PORT]``: serve that Django app."""
     from werkzeug.serving import make_server
 
     mode, port = argv[1], int(argv[2])
+    if len(argv) > 3:
+        _prometheus(int(argv[3]))
     make_server("127.0.0.1", port, _django(mode), threaded=True).serve_forever()
 
 

@@ -153,14 +153,16 @@ def test_a_flask_session_moves_to_sessionkit() -> None:
 
 
 @contextlib.contextmanager
-def django_server(mode: str, tmp_path: Path) -> Iterator[tuple[str, Callable[[], str]]]:
+def django_server(
+    mode: str, tmp_path: Path, *extra: str
+) -> Iterator[tuple[str, Callable[[], str]]]:
     """Serve the ``mode`` Django app of ops_apps.py; yield its URL and a reader of its stderr."""
     port = free_port()
     log = tmp_path / f"{mode}.log"
     env = {**os.environ, "SESSIONKIT_SECRET_KEYS": sessionkit.generate_key()}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(APPS), mode, str(port)],
+            [sys.executable, str(APPS), mode, str(port), *extra],
             stdout=out,
             stderr=out,
             stdin=subprocess.DEVNULL,
@@ -176,7 +178,8 @@ def django_server(mode: str, tmp_path: Path) -> Iterator[tuple[str, Callable[[],
 def test_a_django_signed_cookie_session_moves_to_sessionkit(tmp_path: Path) -> None:
     with django_server("django-old", tmp_path) as (base, _):
         old_cookie = httpx.get(f"{base}/login").cookies["sessionid"]
-    with django_server("django-new", tmp_path) as (base, stderr):
+    metrics_port = free_port()
+    with django_server("django-new", tmp_path, str(metrics_port)) as (base, stderr):
         with httpx.Client(base_url=base) as client:
             client.cookies.set("sessionid", old_cookie)
             first = client.get("/me")
@@ -193,6 +196,11 @@ def test_a_django_signed_cookie_session_moves_to_sessionkit(tmp_path: Path) -> N
         bad = httpx.get(f"{base}/me", headers={"Cookie": "sk-session=tampered"})
         assert bad.json()["user"] is None
         logged = [json.loads(line) for line in stderr().splitlines() if line.startswith("{")]
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+    assert _sample(scraped, "sessionkit_sessions_migrated_total", 'reader="django"') == 1
+    assert _sample(scraped, "sessionkit_rejections_total", 'reason="old_cookie_forged"') == 1
+    assert _sample(scraped, "sessionkit_rejections_total", 'reason="malformed"') == 1
+    assert _sample(scraped, "sessionkit_sessions_opened_total", "") == 1
     ours = [r for r in logged if r["logger"] == "django.security.sessionkit"]
     assert [r["reason"] for r in ours] == ["old_cookie_forged", "malformed"]
     assert all(r["level"] == "WARNING" for r in ours)
@@ -204,3 +212,14 @@ def test_a_django_signed_cookie_session_moves_to_sessionkit(tmp_path: Path) -> N
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+def _sample(exposition: str, name: str, label: str) -> float:
+    """The value of the one sample of ``name`` whose labels include ``label``."""
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith(name + "{") and label in line
+    ]
+    assert len(values) == 1, (name, label, exposition)
+    return values[0]

@@ -100,14 +100,19 @@ def test_events_and_metrics_through_a_real_server(serve: ServerFactory) -> None:
     assert got[("sessionkit.rejections", malformed)] == 1
 
 
-def test_flask_app_logger_gets_the_warnings(caplog: pytest.LogCaptureFixture) -> None:
+def test_flask_app_logger_gets_the_warnings_and_the_metrics_count(caplog: pytest.LogCaptureFixture) -> None:
     app = flask.Flask("shop")
 
     @app.route("/me")
     def me() -> Any:
         return {"session": dict(flask.session)}
 
-    kit = sessionkit.SessionKit(secret_keys=[sessionkit.generate_key()], insecure_development=True)
+    reader = InMemoryMetricReader()
+    kit = sessionkit.SessionKit(
+        secret_keys=[sessionkit.generate_key()],
+        insecure_development=True,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+    )
     init_app(app, kit)
     with caplog.at_level(logging.INFO), running_werkzeug(app) as base:
         response = httpx.get(f"{base}/me", headers={"Cookie": "session=forged; x=1"})
@@ -120,6 +125,8 @@ def test_flask_app_logger_gets_the_warnings(caplog: pytest.LogCaptureFixture) ->
         "sessionkit.security",
         "shop",
     ]
+    malformed = frozenset({("reason", "malformed"), ("cookie_kind", "session")})
+    assert counters(reader)[("sessionkit.rejections", malformed)] == 1
 
 
 # --------------------------------------------------------------------------- stderr
