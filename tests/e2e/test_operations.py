@@ -100,7 +100,9 @@ def test_events_and_metrics_through_a_real_server(serve: ServerFactory) -> None:
     assert got[("sessionkit.rejections", malformed)] == 1
 
 
-def test_flask_app_logger_gets_the_warnings_and_the_metrics_count(caplog: pytest.LogCaptureFixture) -> None:
+def test_flask_app_logger_gets_the_warnings_and_the_metrics_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     app = flask.Flask("shop")
 
     @app.route("/me")
