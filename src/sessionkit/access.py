@@ -3,7 +3,8 @@
 Both front ends put the request's :class:`~sessionkit.exchange.Exchange` under
 ``"sessionkit.exchange"`` (and the session under ``"session"`` or
 ``"sessionkit.session"``); these helpers read and change it:
-``session_of(request.scope)``, ``visitor_of(environ)``, ``opt_out(environ)``.
+``session_of(request.scope)``, ``visitor_of(environ)``, ``opt_out(environ)``,
+``fresh_login_location(request.scope, 300)``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from .exchange import Exchange
 from .session import Session
 
-__all__ = ["opt_in", "opt_out", "session_of", "visitor_of"]
+__all__ = ["fresh_login_location", "opt_in", "opt_out", "session_of", "visitor_of"]
 
 RequestState = MutableMapping[str, Any]
 
@@ -46,3 +47,21 @@ def opt_out(state: RequestState) -> None:
 def opt_in(state: RequestState) -> None:
     """Undo :func:`opt_out` for this visitor (see :meth:`Exchange.opt_in`)."""
     _exchange(state).opt_in()
+
+
+def fresh_login_location(
+    state: RequestState, max_age: int, *, reauth_path: str | None = None
+) -> str | None:
+    """None when the request's login is at most ``max_age`` seconds old; else where to go.
+
+    The location is the re-authentication page (``reauth_path``, by default the kit's)
+    with a same-origin ``next`` back to this request's path and query. A session bound
+    to no user is never fresh. For a Starlette endpoint::
+
+        if (location := fresh_login_location(request.scope, 300)) is not None:
+            return RedirectResponse(location, status_code=303)
+    """
+    exchange = _exchange(state)
+    rule = exchange.kit.fresh_login(max_age, reauth_path)
+    request = exchange.request
+    return rule.decide(exchange.session.auth_age, request.path, request.query)

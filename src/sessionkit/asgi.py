@@ -45,6 +45,7 @@ def _from_starlette_names(
     same_site: Any,
     https_only: Any,
     domain: Any,
+    partitioned: Any,
     insecure_development: bool,
 ) -> SessionKit:
     settings: dict[str, Any] = {"insecure_development": insecure_development}
@@ -65,6 +66,8 @@ def _from_starlette_names(
         settings["secure"] = https_only
     if domain is not _UNSET:
         settings["domain"] = domain
+    if partitioned is not _UNSET:
+        settings["partitioned"] = partitioned
     return SessionKit(secret_keys=[secret_key], **settings)
 
 
@@ -75,7 +78,8 @@ class SessionMiddleware:
     names: ``secret_key`` (a key from ``python -m sessionkit keygen``, also accepted as the
     second positional argument), ``session_cookie``, ``max_age`` (the idle timeout;
     ``None`` for a browser-session cookie), ``path``, ``same_site``, ``https_only`` and
-    ``domain``; plus ``insecure_development=True`` to allow ``https_only=False``.
+    ``domain`` and ``partitioned`` (CHIPS); plus ``insecure_development=True`` to allow
+    ``https_only=False``.
     """
 
     def __init__(
@@ -90,13 +94,22 @@ class SessionMiddleware:
         same_site: str = _UNSET,
         https_only: bool = _UNSET,
         domain: str | None = _UNSET,
+        partitioned: bool = _UNSET,
         insecure_development: bool = False,
     ) -> None:
         if isinstance(kit, str):
             if secret_key is not None:
                 raise ConfigurationError("secret_key is given twice: by position and by name")
             kit, secret_key = None, kit
-        starlette_names = (session_cookie, max_age, path, same_site, https_only, domain)
+        starlette_names = (
+            session_cookie,
+            max_age,
+            path,
+            same_site,
+            https_only,
+            domain,
+            partitioned,
+        )
         if kit is None:
             if secret_key is None:
                 raise ConfigurationError(
@@ -135,6 +148,8 @@ class SessionMiddleware:
         agent: str | None = None
         request_id: str | None = None
         id_header = self._request_id_header
+        host: str | None = None
+        preflight = False
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookies.append(value.decode("latin-1"))
@@ -150,6 +165,10 @@ class SessionMiddleware:
                 agent = value.decode("latin-1")
             elif name == id_header:
                 request_id = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"access-control-request-method":
+                preflight = True
         client = scope.get("client")
         http = scope["type"] == "http"
         exchange = self.kit.open(
@@ -164,6 +183,9 @@ class SessionMiddleware:
             accept=accept,
             user_agent=agent,
             request_id=request_id,
+            scheme=scope.get("scheme"),
+            host=host,
+            preflight=preflight and http and scope["method"] == "OPTIONS",
         )
         early = exchange.early
         if early is None and exchange.pending is not None:

@@ -30,7 +30,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from .exchange import RequestInfo
@@ -60,6 +60,7 @@ __all__ = [
     "REVOKED",
     "ROTATED",
     "SECURITY_LOGGER",
+    "SESSION_REVOKED",
     "STORE_LOGGER",
     "STORE_RECOVERED",
     "STORE_UNAVAILABLE",
@@ -134,6 +135,8 @@ ROTATED = "rotated"
 KEY_REISSUED = "key_reissued"
 #: ``kit.revoke_user`` ended a user's sessions (``detail``: how many; ``family``: user tag).
 USER_REVOKED = "user_revoked"
+#: ``kit.revoke_session`` ended one session of a user (``family``: the user's tag).
+SESSION_REVOKED = "session_revoked"
 #: The cookies-required gate answered with its block page instead of the app.
 GATE_BLOCKED = "gate_blocked"
 #: The store did not answer (WARNING on ``sessionkit.stores``).
@@ -142,6 +145,11 @@ STORE_UNAVAILABLE = "store_unavailable"
 STORE_RECOVERED = "store_recovered"
 #: A previous framework's session cookie became a sessionkit session (``detail``: reader).
 MIGRATED = "migrated"
+
+#: The cookies-required gate turned a client away over plain http to a host that is not
+#: loopback: the cookies are ``Secure``, so no client keeps them there (not a cookie of
+#: the client's; the site is served over http).
+INSECURE_TRANSPORT = "insecure_transport"
 
 AddressMode = Literal["truncated", "full", "off"]
 
@@ -390,7 +398,7 @@ class Reporter:
         self._clock = clock
         self._limit = RateLimit(settings.rate_window)
         self._hooks: list[Callable[[Any], None]] = []
-        self._also: list[tuple[logging.Logger, bool]] = []
+        self._also: list[_Copy] = []
         self.on_security_event = on_security_event
         self.on_lifecycle_event = on_lifecycle_event
 
@@ -398,16 +406,25 @@ class Reporter:
         """Also hand every event to ``listener`` (exceptions from it are logged, not raised)."""
         self._hooks.append(listener)
 
-    def also_log_to(self, logger: logging.Logger, *, replaces_last_resort: bool = False) -> None:
+    def also_log_to(
+        self,
+        logger: logging.Logger,
+        *,
+        replaces_last_resort: bool = False,
+        security_only: bool = False,
+        prefix: str = "sessionkit: ",
+    ) -> None:
         """Also log each logged warning (refusals, store outages) on ``logger``.
 
-        ``replaces_last_resort=True`` says ``logger`` always shows what it gets (Flask's
-        ``app.logger`` has its own stderr handler): when nothing handles the
-        ``sessionkit`` loggers, the warning then goes to ``logger`` alone, not also to
-        Python's last-resort handler. Adding the same logger twice adds it once.
+        The copy's message is ``prefix`` and the line of the ``sessionkit`` log.
+        ``security_only=True`` copies refused cookies only. ``replaces_last_resort=True``
+        says ``logger`` always shows what it gets (Flask's ``app.logger`` has its own
+        stderr handler): when nothing handles the ``sessionkit`` loggers, the warning
+        then goes to ``logger`` alone, not also to Python's last-resort handler. Adding
+        the same logger twice adds it once.
         """
-        if all(known is not logger for known, _ in self._also):
-            self._also.append((logger, replaces_last_resort))
+        if all(copy.logger is not logger for copy in self._also):
+            self._also.append(_Copy(logger, replaces_last_resort, security_only, prefix))
 
     def tag(self, value: str | int) -> str:
         """The keyed, non-reversible tag of a family id (or a user id) as logged."""
@@ -473,14 +490,19 @@ class Reporter:
 
     def _log(self, logger: logging.Logger, level: int, key: str, event: Any) -> None:
         """Log ``event`` unless the rate limit leaves it out; copy warnings to the others."""
-        also = [other for other, _ in self._also] if level >= logging.WARNING else []
+        security = isinstance(event, SecurityEvent)
+        also = [
+            copy
+            for copy in self._also
+            if level >= logging.WARNING and (security or not copy.security_only)
+        ]
         own = logger.isEnabledFor(level)
-        if not own and not any(other.isEnabledFor(level) for other in also):
+        if not own and not any(copy.logger.isEnabledFor(level) for copy in also):
             return
         handled = logger.hasHandlers()
-        if not handled and any(shows for _, shows in self._also) and also:
+        if not handled and any(copy.replaces_last_resort for copy in also):
             own = False  # a framework logger shows it: no second copy on stderr
-        seen = handled or any(other.hasHandlers() for other in also)
+        seen = handled or any(copy.logger.hasHandlers() for copy in also)
         burst = self.settings.rate_burst if seen else 1
         suppressed = self._limit.admit(key, self._clock(), burst)
         if suppressed is None:
@@ -490,8 +512,8 @@ class Reporter:
         text = _describe(logged)
         if own:
             logger.log(level, "%s", text, extra=extra)
-        for other in also:
-            other.log(level, "sessionkit: %s", text, extra=extra)
+        for copy in also:
+            copy.logger.log(level, "%s%s", copy.prefix, text, extra=extra)
 
     def _hand_on(self, event: Any, hook: Callable[[Any], None] | None, name: str) -> None:
         for listener in (hook, *self._hooks):
@@ -503,6 +525,15 @@ class Reporter:
                 # A broken hook must not turn a refused cookie into a 500.
                 label = name if listener is hook else "an event listener"
                 SECURITY_LOGGER.exception("%s raised; the request goes on", label)
+
+
+class _Copy(NamedTuple):
+    """A logger that gets a copy of the logged warnings (see :meth:`Reporter.also_log_to`)."""
+
+    logger: logging.Logger
+    replaces_last_resort: bool
+    security_only: bool
+    prefix: str
 
 
 def _with_suppressed(event: Any, suppressed: int) -> Any:

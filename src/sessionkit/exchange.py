@@ -21,6 +21,7 @@ import base64
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .devices import NewDevice
 from .errors import BadToken, SessionTooLarge
 from .events import (
     CREATED,
@@ -83,6 +84,8 @@ class RequestInfo(NamedTuple):
     query: str = ""
     accept: str | None = None
     user_agent: str | None = None
+    scheme: str | None = None
+    host: str | None = None
     request_id: str | None = None
 
 
@@ -95,7 +98,7 @@ class HeaderChanges(NamedTuple):
 
 #: A store conversation written once, run blocking (:func:`_run`) or awaited
 #: (:func:`_arun`): each step yields a store call ``(name, args)`` and receives its answer.
-Step = Generator[tuple[str, tuple[Any, ...]], Any, None]
+Step = Generator[tuple[str, tuple[Any, ...]], Any, Any]
 
 
 class Exchange:
@@ -188,6 +191,11 @@ class Exchange:
         self._visitor_values = None if vspec is None else found.get(vspec.name)
         self._visitor: str | None = None
         self._visitor_asked = self._visitor_set = self._visitor_delete = False
+
+    @property
+    def kit(self) -> SessionKit:
+        """The kit this exchange belongs to."""
+        return self._kit
 
     # -- opening the session cookie ----------------------------------------------------
 
@@ -422,6 +430,16 @@ class Exchange:
             # The store did not answer when the request came in: a change (a logout
             # above all) cannot be made to stick, and must not be reported as done.
             raise StoreUnavailable("the session store is down; the session cannot be saved")
+        known = None
+        if (
+            kit.devices.on_new_device is not None
+            and state.user_id is not None
+            and (base is None or base.state.family != state.family)
+        ):
+            # A login: the labels of the user's live sessions, read before the one this
+            # login replaces is ended (the same browser signing in again is no news).
+            families = yield ("families_of", (state.user_id, kit.namespaces, now))
+            known = tuple(sorted({r.device for _, r in families if r.device is not None}))
         if session.ended is not None and base is not None and base.state.family == session.ended:
             reason = FAMILY_LOGIN if state.user_id is not None else FAMILY_LOGOUT
             yield from self._end_family(base, reason)
@@ -465,7 +483,7 @@ class Exchange:
                     self._quiet = True
                 return
             raise StoreUnavailable("the session record kept changing while it was written")
-        if session.is_empty or (self._quiet and state.user_id is None):
+        if (session.is_empty and not session.kept) or (self._quiet and state.user_id is None):
             return
         address = kit.address_of(self.request) if state.user_id is not None else None
         device = kit.device_of(self.request) if state.user_id is not None else None
@@ -475,6 +493,13 @@ class Exchange:
             raise StoreUnavailable("a new session family could not be created")
         self._base = record
         self._quiet = False
+        if (
+            known is not None
+            and state.user_id is not None
+            and device is not None
+            and device not in known
+        ):
+            kit.new_device(NewDevice(state.user_id, device, address, int(now), known))
 
     def _end_family(self, base: Record, reason: str) -> Step:
         timeouts = self._kit.timeouts
@@ -546,8 +571,10 @@ class Exchange:
         if kit.store is not None:
             self._stored_cookie(out, presented)
             return
-        if session.is_empty:
-            if presented and (self._expire or session.modified or not session.is_new):
+        if session.is_empty and not session.kept:
+            # An empty session needs no cookie: one the app emptied (or logged out) is
+            # deleted; an empty one that came back unchanged is left as it is.
+            if presented and (self._expire or session.modified):
                 out.append(spec.delete())
             return
         state = session.state
@@ -570,7 +597,7 @@ class Exchange:
         if self._quiet:
             return
         if base is None:
-            if presented and (self._expire or session.modified or not session.is_new):
+            if presented and (self._expire or session.modified):
                 out.append(spec.delete())
             return
         state = base.state
@@ -703,25 +730,33 @@ def _lists_token(value: str, tokens: tuple[str, ...]) -> bool:
     return any(part.strip().lower() in tokens for part in value.split(","))
 
 
-def _run(steps: Step, kit: SessionKit, store: Store) -> None:
-    """Drive a store conversation with blocking calls."""
-    calls: dict[str, Callable[..., Any]] = {"load": store.load, "save": store.save}
+def _run(steps: Step, kit: SessionKit, store: Store) -> Any:
+    """Drive a store conversation with blocking calls; return what it returns."""
+    calls: dict[str, Callable[..., Any]] = {
+        "load": store.load,
+        "save": store.save,
+        "families_of": store.families_of,
+    }
     answer: Any = None
     try:
         while True:
             name, args = steps.send(answer)
             answer = kit.timed(name, calls[name], args)
-    except StopIteration:
-        return
+    except StopIteration as stop:
+        return stop.value
 
 
-async def _arun(steps: Step, kit: SessionKit, store: Store) -> None:
-    """Drive a store conversation with awaited calls."""
-    calls: dict[str, Callable[..., Awaitable[Any]]] = {"load": store.aload, "save": store.asave}
+async def _arun(steps: Step, kit: SessionKit, store: Store) -> Any:
+    """Drive a store conversation with awaited calls; return what it returns."""
+    calls: dict[str, Callable[..., Awaitable[Any]]] = {
+        "load": store.aload,
+        "save": store.asave,
+        "families_of": store.afamilies_of,
+    }
     answer: Any = None
     try:
         while True:
             name, args = steps.send(answer)
             answer = await kit.atimed(name, calls[name], args)
-    except StopIteration:
-        return
+    except StopIteration as stop:
+        return stop.value

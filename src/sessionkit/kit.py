@@ -16,11 +16,30 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from .cookies import MAX_COOKIE_BYTES, CookieSpec, SameSite, pick_cookies
+from .devices import (
+    DEFAULT_REAUTH_PATH,
+    ENDED,
+    FOREIGN,
+    FOREIGN_HANDLE,
+    DevicePolicy,
+    FreshLogin,
+    Handles,
+    NewDevice,
+    NewDeviceHook,
+    SessionInfo,
+    describe,
+    device_label,
+    labels_available,
+    revoke_steps,
+)
 from .errors import ConfigurationError
 from .events import (
     DEFAULT_RATE_BURST,
     DEFAULT_REQUEST_ID_HEADER,
     GATE_BLOCKED,
+    INSECURE_TRANSPORT,
+    SECURITY_LOGGER,
+    SESSION_REVOKED,
     STORE_RECOVERED,
     STORE_UNAVAILABLE,
     USER_REVOKED,
@@ -33,8 +52,15 @@ from .events import (
     accepted_request_id,
     client_for_log,
 )
-from .exchange import Exchange, HeaderChanges, RequestInfo
-from .gate import BLOCK_STATUS, CHECK_COOKIE_MAX_AGE, DEFAULT_BLOCK_PAGE, BlockPage, Gate
+from .exchange import Exchange, HeaderChanges, RequestInfo, _arun, _run
+from .gate import (
+    BLOCK_STATUS,
+    CHECK_COOKIE_MAX_AGE,
+    DEFAULT_BLOCK_PAGE,
+    BlockPage,
+    Gate,
+    is_loopback_host,
+)
 from .keys import KeyRing
 from .lifetime import (
     DEFAULT_ABSOLUTE_TIMEOUT,
@@ -144,6 +170,8 @@ class SessionKit:
         on_lifecycle_event: LifecycleHook | None = None,
         meter_provider: Any = None,
         migrate: Migration | None = None,
+        reauth_path: str = DEFAULT_REAUTH_PATH,
+        on_new_device: NewDeviceHook | None = None,
     ) -> None:
         """Check and freeze the policy.
 
@@ -159,7 +187,10 @@ class SessionKit:
         ``max_lifetime`` caps every session, "remember me" ones included
         (:meth:`Session.set_expiry`). ``store_namespace`` keeps this application's records
         apart from other applications sharing the store; by default it is derived from
-        the key ring (and follows key rotation).
+        the key ring (and follows key rotation). ``reauth_path`` is the re-authentication
+        page that ``require_fresh_login`` sends stale logins to, and ``on_new_device`` is
+        called with a :class:`~sessionkit.devices.NewDevice` after a login from a device
+        label none of the user's other live sessions has (see :mod:`sessionkit.devices`).
 
         Events (:mod:`sessionkit.events`) take their request id from the
         ``request_id_header`` a proxy sets (None: always generate one); the log keeps at
@@ -269,6 +300,10 @@ class SessionKit:
         #: Signs and verifies visitor cookies.
         self.visitors = VisitorCodec(self.keys)
         self.max_cookie_bytes = MAX_COOKIE_BYTES
+        #: The list of sessions and re-authentication settings.
+        self.devices = DevicePolicy(reauth_path=reauth_path, on_new_device=on_new_device)
+        #: Makes and checks the opaque handles of :meth:`sessions_of`.
+        self.handles = Handles(self.keys)
         self.check_spec = CookieSpec(
             _SECURE_CHECK if secure else _SECURE_CHECK[_PLAIN_PREFIX:], secure=secure
         )
@@ -420,8 +455,29 @@ class SessionKit:
         return client_for_log(request.client, self.client_address)
 
     def device_of(self, request: RequestInfo) -> str | None:
-        """A coarse device label for ``request`` (browser and system), or None."""
-        return None
+        """A coarse device label for ``request`` (browser and system), or None.
+
+        None when ``ua-parser`` is not installed (see :func:`sessionkit.devices.device_label`).
+        """
+        return device_label(request.user_agent) if labels_available() else None
+
+    def new_device(self, event: NewDevice) -> None:
+        """Call the ``on_new_device`` hook; an exception from it is logged, never raised."""
+        hook = self.devices.on_new_device
+        if hook is None:
+            return
+        try:
+            hook(event)
+        except Exception:
+            SECURITY_LOGGER.exception("on_new_device raised; the request goes on")
+
+    def fresh_login(self, max_age: int, reauth_path: str | None = None) -> FreshLogin:
+        """The rule "a login at most ``max_age`` seconds old", sending others to re-auth.
+
+        ``reauth_path`` defaults to the kit's. Raises :class:`ConfigurationError` for a
+        ``max_age`` that is not a positive whole number of seconds.
+        """
+        return self.devices.fresh_login(max_age, reauth_path)
 
     def timed(self, name: str, call: Callable[..., _T], args: tuple[Any, ...]) -> _T:
         """Run one blocking store call, timing it for the metrics."""
@@ -473,6 +529,9 @@ class SessionKit:
         accept: str | None = None,
         user_agent: str | None = None,
         request_id: str | None = None,
+        scheme: str | None = None,
+        host: str | None = None,
+        preflight: bool = False,
         now: float | None = None,
     ) -> Exchange:
         """Read a request's cookies and return the exchange for that request.
@@ -484,15 +543,19 @@ class SessionKit:
         ``method``, ``path`` (decoded, as the app's router sees it), ``query`` (raw) and
         ``accept`` serve the cookies-required gate: when it answers,
         :attr:`Exchange.early` holds the response to send instead of calling the app.
-        ``user_agent`` and ``request_id`` (the value of ``request_id_header``) go into
-        events. Never raises for anything the client sent.
+        ``preflight`` marks a CORS preflight (``OPTIONS`` with
+        ``Access-Control-Request-Method``), which the gate lets through: browsers never
+        send cookies with one. ``scheme`` and ``host`` (the ``Host`` header) let the gate
+        tell a site served over plain http, where Secure cookies are never kept, from a
+        client with cookies off. ``user_agent`` and ``request_id`` (the value of
+        ``request_id_header``) go into events. Never raises for anything the client sent.
         """
         if now is None:
             now = self.clock()
         found = pick_cookies(cookie_header, self._wanted) if cookie_header else {}
         early = None
         protected = bool(self.gate) and self.gate.protects(path)
-        if protected:
+        if protected and not preflight:
             early = self.gate.decide(
                 method=method,
                 path=path,
@@ -505,11 +568,28 @@ class SessionKit:
         if self.trusted_proxy_hops:
             client = _forwarded_client(client, forwarded_for, self.trusted_proxy_hops)
         request = RequestInfo(
-            client, method, path, query, accept, user_agent, accepted_request_id(request_id)
+            client,
+            method,
+            path,
+            query,
+            accept,
+            user_agent,
+            scheme,
+            host,
+            accepted_request_id(request_id),
         )
-        if early is not None and early.status == BLOCK_STATUS:
+        if early is not None and early.status == BLOCK_STATUS and self._insecure(request):
+            self.report(INSECURE_TRANSPORT, self.session_spec.name, request)
+            early = self.gate.insecure(accept, method == "HEAD")
+        elif early is not None and early.status == BLOCK_STATUS:
             self.reporter.lifecycle(GATE_BLOCKED, request)
         return Exchange(self, request, found, opt_out, now, early, protected)
+
+    def _insecure(self, request: RequestInfo) -> bool:
+        """Whether ``request`` came over plain http to a host where Secure cookies fail."""
+        if request.scheme != "http" or not self.session_spec.secure:
+            return False
+        return not is_loopback_host(request.host)
 
     def seconds_left(self, session: Session, now: float) -> int:
         """Seconds from ``now`` until ``session`` ends if no other request comes."""
@@ -526,19 +606,74 @@ class SessionKit:
         """
         store = self._require_store("revoke_user")
         count = store.revoke_user(user_id, self.namespaces, self.clock())
-        self._revoked(user_id, count)
+        self._user_revoked(user_id, count)
         return count
 
     async def arevoke_user(self, user_id: UserId) -> int:
         """Coroutine form of :meth:`revoke_user`, for ASGI apps."""
         store = self._require_store("arevoke_user")
         count = await store.arevoke_user(user_id, self.namespaces, self.clock())
-        self._revoked(user_id, count)
+        self._user_revoked(user_id, count)
         return count
 
-    def _revoked(self, user_id: UserId, count: int) -> None:
+    def _user_revoked(self, user_id: UserId, count: int) -> None:
         tag = self.reporter.tag(user_id)
         self.reporter.lifecycle(USER_REVOKED, None, detail=str(count), tagged=tag)
+
+    def sessions_of(self, user_id: UserId, *, current: Session | None = None) -> list[SessionInfo]:
+        """The live sessions of ``user_id``, for a "where you're signed in" page.
+
+        ``current`` is the request's session: its entry comes first, marked ``current``.
+        Each entry has an opaque ``handle`` for :meth:`revoke_session`, never a session id.
+        Needs a store (else :class:`ConfigurationError`).
+        """
+        store = self._require_store("sessions_of")
+        now = self.clock()
+        families = self.timed("families_of", store.families_of, (user_id, self.namespaces, now))
+        return describe(families, self.handles, self.timeouts, now, _family(current))
+
+    async def asessions_of(
+        self, user_id: UserId, *, current: Session | None = None
+    ) -> list[SessionInfo]:
+        """Coroutine form of :meth:`sessions_of`, for ASGI apps."""
+        store = self._require_store("asessions_of")
+        now = self.clock()
+        args = (user_id, self.namespaces, now)
+        families = await self.atimed("families_of", store.afamilies_of, args)
+        return describe(families, self.handles, self.timeouts, now, _family(current))
+
+    def revoke_session(self, user_id: UserId, handle: str, *, client: str | None = None) -> bool:
+        """End the one session of ``user_id`` that ``handle`` (from :meth:`sessions_of`) names.
+
+        Returns True when it ended it: that browser's next request has no session. A
+        handle that names none of the user's live sessions (another user's, a forged
+        one) ends nothing, returns False and is reported as a ``foreign_handle`` security
+        event (``client``, the address of the request that asked, goes in the event).
+        False without an event when the session ended meanwhile. Needs a store.
+        """
+        store = self._require_store("revoke_session")
+        steps = revoke_steps(
+            user_id, handle, self.handles, self.namespaces, self.timeouts, self.clock()
+        )
+        return self._revoked(_run(steps, self, store), user_id, client)
+
+    async def arevoke_session(
+        self, user_id: UserId, handle: str, *, client: str | None = None
+    ) -> bool:
+        """Coroutine form of :meth:`revoke_session`, for ASGI apps."""
+        store = self._require_store("arevoke_session")
+        steps = revoke_steps(
+            user_id, handle, self.handles, self.namespaces, self.timeouts, self.clock()
+        )
+        return self._revoked(await _arun(steps, self, store), user_id, client)
+
+    def _revoked(self, outcome: str, user_id: UserId, client: str | None) -> bool:
+        if outcome == FOREIGN:
+            self.report(FOREIGN_HANDLE, self.session_spec.name, RequestInfo(client))
+        elif outcome == ENDED:
+            tag = self.reporter.tag(user_id)
+            self.reporter.lifecycle(SESSION_REVOKED, RequestInfo(client), tagged=tag)
+        return outcome == ENDED
 
     def _require_store(self, what: str) -> Store:
         if self.store is None:
@@ -564,6 +699,10 @@ def _printable_error(exc: BaseException) -> str:
     """A store error's type and message, on one line and short (no request data in it)."""
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return text[:200]
+
+
+def _family(session: Session | None) -> str | None:
+    return None if session is None else session.state.family
 
 
 def _is_one(value: str | None) -> bool:

@@ -100,7 +100,11 @@ class Timeouts:
         _positive("idle_timeout", self.idle)
         _positive("absolute_timeout", self.absolute)
         _positive("max_lifetime", self.max_lifetime)
-        _positive("touch_interval", self.touch)
+        if type(self.touch) is not int or self.touch < 0:
+            raise ConfigurationError(
+                "touch_interval must be a whole number of seconds (0: refresh the session "
+                f"on every request), not {self.touch!r}"
+            )
         _positive("max_clock_skew", self.max_skew)
         _positive("rotation_grace", self.grace)
         if self.rotate_every is not None:

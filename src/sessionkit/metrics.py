@@ -13,7 +13,7 @@ Instruments (all attribute values come from fixed sets, never from a request):
 ``sessionkit.sessions.rotated`` counter   an id was replaced (``cause``: explicit, timed, key)
 ``sessionkit.sessions.logins``  counter   ``session.login()``: a session bound to a user
 ``sessionkit.sessions.ended``   counter   a family ended by a logout (``reason``: logout)
-``sessionkit.sessions.revoked`` counter   sessions ended by ``revoke_user``
+``sessionkit.sessions.revoked`` counter   sessions ended by ``revoke_user``/``revoke_session``
 ``sessionkit.sessions.migrated`` counter  previous-framework cookies turned into sessions
 ``sessionkit.rejections``       counter   refused cookies (``reason``, ``cookie_kind``)
 ``sessionkit.gate.blocks``      counter   block pages sent by the cookies-required gate
@@ -86,7 +86,7 @@ class Metrics:
         self._revoked = meter.create_counter(
             "sessionkit.sessions.revoked",
             unit=session,
-            description="Sessions ended by revoke_user",
+            description="Sessions ended by revoke_user or revoke_session",
         )
         self._migrated = meter.create_counter(
             "sessionkit.sessions.migrated",
@@ -136,6 +136,8 @@ class Metrics:
             self._rotated.add(1, {"cause": "key"})
         elif name == "user_revoked":
             self._revoked.add(int(detail) if detail and detail.isdigit() else 0)
+        elif name == "session_revoked":
+            self._revoked.add(1)
         elif name == "migrated":
             self._migrated.add(1, {"reader": detail or "-"})
         elif name == "gate_blocked":

@@ -201,7 +201,7 @@ def test_a_django_signed_cookie_session_moves_to_sessionkit(tmp_path: Path) -> N
     assert _sample(scraped, "sessionkit_rejections_total", 'reason="old_cookie_forged"') == 1
     assert _sample(scraped, "sessionkit_rejections_total", 'reason="malformed"') == 1
     assert _sample(scraped, "sessionkit_sessions_opened_total", "") == 1
-    ours = [r for r in logged if r["logger"] == "django.security.sessionkit"]
+    ours = [r for r in logged if r["logger"] == "django.security.SuspiciousSession"]
     assert [r["reason"] for r in ours] == ["old_cookie_forged", "malformed"]
     assert all(r["level"] == "WARNING" for r in ours)
     assert (ours[1]["cookie"], ours[1]["path"], ours[1]["method"]) == ("sk-session", "/me", "GET")

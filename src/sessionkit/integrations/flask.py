@@ -223,6 +223,57 @@ def current_visitor() -> str | None:
     return visitor_of(environ)
 
 
+# --------------------------------------------------------------------------- fresh logins
+# (imports here so this section stays apart from the ones above)
+
+import functools  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any, TypeVar  # noqa: E402
+
+from ..access import fresh_login_location  # noqa: E402
+from ..devices import check_fresh_login  # noqa: E402
+
+__all__ += ["require_fresh_login"]
+
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def require_fresh_login(
+    max_age: int, *, reauth_path: str | None = None
+) -> Callable[[_View], _View]:
+    """A view decorator: run the view only for a login at most ``max_age`` seconds old.
+
+    Any other request (a stale login, or no login) is redirected (303) to the
+    re-authentication page (``reauth_path``, by default the kit's) with a same-origin
+    ``next`` back to this view. That page asks for the password again, calls
+    ``current_session().confirm_login()`` and redirects to
+    :func:`sessionkit.devices.safe_next` of ``request.args.get("next")``::
+
+        @app.post("/account/delete")
+        @require_fresh_login(300)
+        def delete_account() -> str: ...
+
+    A ``max_age`` that is not a positive whole number of seconds raises
+    :class:`~sessionkit.ConfigurationError` when the view is decorated.
+    """
+    check_fresh_login(max_age, reauth_path)
+
+    def decorate(view: _View) -> _View:
+        @functools.wraps(view)
+        def fresh_only(*args: Any, **kwargs: Any) -> Any:
+            environ = flask.request.environ
+            if _ENVIRON_SESSION not in environ:
+                raise RuntimeError(_OUTSIDE)
+            location = fresh_login_location(environ, max_age, reauth_path=reauth_path)
+            if location is not None:
+                return flask.redirect(location, 303)
+            return view(*args, **kwargs)
+
+        return cast(_View, fresh_only)
+
+    return decorate
+
+
 # --------------------------------------------------------------------------- events
 
 
