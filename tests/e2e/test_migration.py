@@ -193,7 +193,14 @@ def test_a_django_signed_cookie_session_moves_to_sessionkit(tmp_path: Path) -> N
         with httpx.Client(base_url=base) as client:
             client.cookies.set("sessionid", old_cookie[:-3] + "AAA")
             assert client.get("/me").json()["user"] is None
-        bad = httpx.get(f"{base}/me", headers={"Cookie": "sk-session=tampered"})
+        bad = httpx.get(
+            f"{base}/me",
+            headers={
+                "Cookie": "sk-session=tampered",
+                "X-Request-ID": "lb-91",
+                "User-Agent": "curl/8",
+            },
+        )
         assert bad.json()["user"] is None
         logged = [json.loads(line) for line in stderr().splitlines() if line.startswith("{")]
         scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
@@ -206,6 +213,8 @@ def test_a_django_signed_cookie_session_moves_to_sessionkit(tmp_path: Path) -> N
     assert all(r["level"] == "WARNING" for r in ours)
     assert (ours[1]["cookie"], ours[1]["path"], ours[1]["method"]) == ("sk-session", "/me", "GET")
     assert ours[1]["client"] == "127.0.0.0"
+    assert (ours[1]["request_id"], ours[1]["user_agent"]) == ("lb-91", "curl")
+    assert ours[1]["message"].startswith("Session data corrupted: rejected cookie sk-session")
 
 
 @pytest.fixture(autouse=True)

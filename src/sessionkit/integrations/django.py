@@ -473,6 +473,7 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
             query=meta.get("QUERY_STRING", ""),
             accept=meta.get("HTTP_ACCEPT"),
             user_agent=meta.get("HTTP_USER_AGENT"),
+            request_id=meta.get(self.kit.events.request_id_environ or ""),
             scheme=request.scheme,
             host=meta.get("HTTP_HOST"),
             preflight=request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta,
