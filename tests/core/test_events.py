@@ -22,6 +22,7 @@ from sessionkit.events import (
     LOGIN,
     LOGOUT,
     ROTATED,
+    SESSION_REVOKED,
     USER_REVOKED,
     JSONFormatter,
     LifecycleEvent,
@@ -286,6 +287,20 @@ def test_a_gate_block_and_a_user_revocation_are_events(
     assert revoked.path is None, "no request did it"
     assert revoked.family == kit.reporter.tag("alice@example.com")
     assert "alice" not in repr(revoked)
+
+
+def test_ending_one_session_of_a_user_is_an_event(make_kit: MakeKit, recorder: Recorder) -> None:
+    kit = make_kit(**recorder.settings(), store=MemoryStore())
+    ex = kit.open(None)
+    ex.session.login("alice")
+    cookie_of(ex)
+    (info,) = kit.sessions_of("alice")
+    assert kit.revoke_session("alice", info.handle, client="198.51.100.7")
+    assert recorder.names == [LOGIN, SESSION_REVOKED]
+    revoked = recorder.events[1]
+    assert isinstance(revoked, LifecycleEvent)
+    assert revoked.family == kit.reporter.tag("alice")
+    assert revoked.client == "198.51.100.0"
 
 
 # ------------------------------------------------------------------ logging

@@ -1003,6 +1003,8 @@ async def arevoke_session(request: HttpRequest, handle: str) -> bool:
 
 # --------------------------------------------------------------------------- events
 
+__all__ += ["report_to_django"]
+
 
 def report_to_django(kit: SessionKit) -> None:
     """Also log the kit's refused cookies on ``django.security.SuspiciousSession``.

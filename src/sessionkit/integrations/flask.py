@@ -276,6 +276,8 @@ def require_fresh_login(
 
 # --------------------------------------------------------------------------- events
 
+__all__ += ["report_to_app_logger"]
+
 
 def report_to_app_logger(app: flask.Flask, kit: SessionKit) -> None:
     """Also log the kit's warnings (refused cookies, store outages) on ``app.logger``.
