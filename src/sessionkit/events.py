@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from .errors import ConfigurationError
+
 if TYPE_CHECKING:
     from .exchange import RequestInfo
     from .metrics import Metrics
@@ -300,8 +302,6 @@ class EventSettings:
     rate_window: int = DEFAULT_RATE_WINDOW
 
     def __post_init__(self) -> None:
-        from .errors import ConfigurationError
-
         if self.client_address not in ("truncated", "full", "off"):
             raise ConfigurationError(
                 f"client_address={self.client_address!r} is not one of 'truncated', 'full', 'off'"
@@ -378,9 +378,8 @@ class Reporter:
     Every event reaches the metrics and the hooks; the log gets each reason at most
     :attr:`EventSettings.rate_burst` times per window (once per window when nothing
     handles the ``sessionkit`` loggers, so Python's last-resort handler is not flooded).
-    Listeners added with :meth:`listen` get every event too; loggers added with
-    :meth:`also_log_to` get a copy of each warning that is logged (the Flask and Django
-    integrations report into the framework's loggers that way).
+    Loggers added with :meth:`also_log_to` get a copy of each warning that is logged
+    (the Flask and Django integrations report into the framework's loggers that way).
     """
 
     def __init__(
@@ -397,14 +396,9 @@ class Reporter:
         self._tag_key = tag_key
         self._clock = clock
         self._limit = RateLimit(settings.rate_window)
-        self._hooks: list[Callable[[Any], None]] = []
         self._also: list[_Copy] = []
         self.on_security_event = on_security_event
         self.on_lifecycle_event = on_lifecycle_event
-
-    def listen(self, listener: Callable[[SecurityEvent | LifecycleEvent], None]) -> None:
-        """Also hand every event to ``listener`` (exceptions from it are logged, not raised)."""
-        self._hooks.append(listener)
 
     def also_log_to(
         self,
@@ -516,15 +510,13 @@ class Reporter:
             copy.logger.log(level, "%s%s", copy.prefix, text, extra=extra)
 
     def _hand_on(self, event: Any, hook: Callable[[Any], None] | None, name: str) -> None:
-        for listener in (hook, *self._hooks):
-            if listener is None:
-                continue
-            try:
-                listener(event)
-            except Exception:
-                # A broken hook must not turn a refused cookie into a 500.
-                label = name if listener is hook else "an event listener"
-                SECURITY_LOGGER.exception("%s raised; the request goes on", label)
+        if hook is None:
+            return
+        try:
+            hook(event)
+        except Exception:
+            # A broken hook must not turn a refused cookie into a 500.
+            SECURITY_LOGGER.exception("%s raised; the request goes on", name)
 
 
 class _Copy(NamedTuple):
