@@ -17,13 +17,14 @@ from .errors import (
     SessionTooLarge,
     UnserializableValue,
 )
-from .events import SecurityEvent
+from .events import LifecycleEvent, SecurityEvent
 from .keys import generate_key
 from .kit import SessionKit
 from .session import Session
 
 __all__ = [
     "ConfigurationError",
+    "LifecycleEvent",
     "SecurityEvent",
     "SensitiveData",
     "Session",
