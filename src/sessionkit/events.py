@@ -170,6 +170,9 @@ _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _ROUTINE = frozenset({EXPIRED_IDLE, EXPIRED_ABSOLUTE, MIGRATION_ENDED})
+#: Lifecycle events a client or an outage can repeat at will, rate limited like refusals;
+#: the others (logins, logouts, rotations, ...) are an audit trail and all logged.
+_FLOODABLE = frozenset({GATE_BLOCKED, STORE_UNAVAILABLE})
 #: (marker in the User-Agent, family), first match wins: Edge and Opera say "Chrome/" too,
 #: and Chrome says "Safari/".
 _AGENTS = (
@@ -474,7 +477,7 @@ class Reporter:
             logger, level = STORE_LOGGER, logging.WARNING
         elif name == STORE_RECOVERED:
             logger = STORE_LOGGER
-        self._log(logger, level, "lifecycle:" + name, event)
+        self._log(logger, level, "lifecycle:" + name if name in _FLOODABLE else None, event)
         self._hand_on(event, self.on_lifecycle_event, "on_lifecycle_event")
         return event
 
@@ -482,8 +485,11 @@ class Reporter:
         """Log a start-up warning on ``sessionkit.settings`` (shown even with no logging set up)."""
         logging.getLogger("sessionkit.settings").warning("%s", message)
 
-    def _log(self, logger: logging.Logger, level: int, key: str, event: Any) -> None:
-        """Log ``event`` unless the rate limit leaves it out; copy warnings to the others."""
+    def _log(self, logger: logging.Logger, level: int, key: str | None, event: Any) -> None:
+        """Log ``event`` unless the rate limit (on ``key``; None: none) leaves it out.
+
+        Warnings are copied to the loggers of :meth:`also_log_to`.
+        """
         security = isinstance(event, SecurityEvent)
         also = [
             copy
@@ -498,7 +504,7 @@ class Reporter:
             own = False  # a framework logger shows it: no second copy on stderr
         seen = handled or any(copy.logger.hasHandlers() for copy in also)
         burst = self.settings.rate_burst if seen else 1
-        suppressed = self._limit.admit(key, self._clock(), burst)
+        suppressed = 0 if key is None else self._limit.admit(key, self._clock(), burst)
         if suppressed is None:
             return
         logged = event if not suppressed else _with_suppressed(event, suppressed)

@@ -345,6 +345,21 @@ def test_repeats_of_a_reason_are_rate_limited_and_counted(
     assert len(recorder.events) == 10, "the hook sees every event"
 
 
+def test_logins_are_an_audit_trail_never_rate_limited(
+    make_kit: MakeKit, caplog: pytest.LogCaptureFixture
+) -> None:
+    kit = make_kit(log_rate_limit=2, require_cookies=["/app"])
+    with caplog.at_level(logging.INFO, logger="sessionkit.lifecycle"):
+        for n in range(5):
+            ex = kit.open(None)
+            ex.session.login(f"user{n}")
+            cookie_of(ex)
+            kit.open(None, path="/app", method="POST")
+    names = [r.sessionkit_event.name for r in caplog.records]  # type: ignore[attr-defined]
+    assert names.count(LOGIN) == 5
+    assert names.count(GATE_BLOCKED) == 2, "blocks are anyone's to repeat: rate limited"
+
+
 def test_rate_limit_windows() -> None:
     limit = RateLimit(60)
     assert [limit.admit("k", 0.0, 2) for _ in range(4)] == [0, 0, None, None]
