@@ -46,6 +46,7 @@ from .events import (
     AddressMode,
     EventHook,
     EventSettings,
+    LifecycleEvent,
     LifecycleHook,
     Reporter,
     SecurityEvent,
@@ -436,9 +437,9 @@ class SessionKit:
         *,
         family: str | None = None,
         detail: str | None = None,
-    ) -> None:
+    ) -> LifecycleEvent:
         """Record a lifecycle event (see :mod:`sessionkit.events` for the names)."""
-        self.reporter.lifecycle(name, request, family=family, detail=detail)
+        return self.reporter.lifecycle(name, request, family=family, detail=detail)
 
     def store_error(self, exc: StoreUnavailable, request: RequestInfo) -> None:
         """Record that the store did not answer (the request fails closed)."""
