@@ -166,7 +166,7 @@ class Handles:
         """The family among ``candidates`` that ``handle`` names, or None.
 
         Anything that is not a well-formed handle names no family. Every comparison is
-        made with :func:`hmac.compare_digest`.
+        made with ``hmac.compare_digest``.
         """
         if not isinstance(handle, str) or len(handle) != _HANDLE_CHARS:
             return None

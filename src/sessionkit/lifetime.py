@@ -87,13 +87,21 @@ class Timeouts:
     unless a session says otherwise.
     """
 
+    #: Seconds of inactivity after which a session ends (``idle_timeout``).
     idle: int = DEFAULT_IDLE_TIMEOUT
+    #: Seconds after login at which a session ends however active (``absolute_timeout``).
     absolute: int = DEFAULT_ABSOLUTE_TIMEOUT
+    #: The longest any session may live, its own lifetime included (``max_lifetime``).
     max_lifetime: int = DEFAULT_MAX_LIFETIME
+    #: Least seconds between two refreshes of an unchanged session (``touch_interval``).
     touch: int = DEFAULT_TOUCH_INTERVAL
+    #: Seconds after which a session id is replaced, or None (``rotate_every``).
     rotate_every: int | None = DEFAULT_ROTATE_EVERY
+    #: Seconds a replaced id still works once its successor was seen (``rotation_grace``).
     grace: int = DEFAULT_ROTATION_GRACE
+    #: Seconds a payload's timestamps may lie ahead of the clock (``max_clock_skew``).
     max_skew: int = DEFAULT_MAX_CLOCK_SKEW
+    #: Whether session cookies carry ``Max-Age`` (``persistent_cookie``).
     persistent: bool = True
 
     def __post_init__(self) -> None:

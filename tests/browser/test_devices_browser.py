@@ -33,6 +33,9 @@ from sessionkit.integrations import flask as flask_integration
 from sessionkit.integrations.fastapi import SessionDep
 from sessionkit.stores import MemoryStore
 from support import (
+    CHROME_ANDROID,
+    FIREFOX_WINDOWS,
+    SAFARI_IPHONE,
     free_port,
     load_module,
     running_uvicorn,
@@ -43,16 +46,6 @@ from support import (
 )
 
 SERVER_TIMEOUT = 30.0
-
-FIREFOX_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
-SAFARI_IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-CHROME_ANDROID = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Mobile Safari/537.36"
-)
 
 
 PAGES = load_module("devices_app", Path(__file__).with_name("devices_app.py"))

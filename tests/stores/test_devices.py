@@ -17,16 +17,7 @@ from flows import Browser, Flight, login
 from sessionkit import SecurityEvent, SessionKit
 from sessionkit.devices import NewDevice
 from sessionkit.stores.base import Store
-
-FIREFOX_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
-SAFARI_IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-)
-CHROME_ANDROID = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Mobile Safari/537.36"
-)
+from support import CHROME_ANDROID, FIREFOX_WINDOWS, SAFARI_IPHONE
 
 
 @dataclass
