@@ -17,7 +17,7 @@ Every decision lives here and in the modules it calls; front ends only translate
 
 from __future__ import annotations
 
-import base64
+import binascii
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -73,6 +73,7 @@ _NO_STORE = "no-store"
 _VARY_COVERS = ("cookie", "*")
 #: Key id bytes of a sealed token are bytes 1-4: the first 8 base64url characters.
 _KID_CHARS = 8
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 class RequestInfo(NamedTuple):
@@ -586,7 +587,7 @@ class Exchange:
             return
         if rotate:
             state = state._replace(id=new_session_id(), rotated_at=now)
-        state = state._replace(last_seen=max(now, state.last_seen))
+        state = _seen_at(state, max(now, state.last_seen))
         session.adopt(state, None)
         self._issue(out, state, dict(dict.items(session)))
 
@@ -714,14 +715,22 @@ def _until(write: Stored, stored: Record, timeouts: Any) -> float:
     return stored_until(write, timeouts, family_end)
 
 
+def _seen_at(state: State, stamp: int) -> State:
+    """``state._replace(last_seen=stamp)`` without the generic ``_replace``'s cost."""
+    sid, family, user, created, _, rotated, auth, generation, lifetime = state
+    return State(sid, family, user, created, stamp, rotated, auth, generation, lifetime)
+
+
 def _sealed_under_old_key(value: str, primary_kid: bytes) -> bool:
     """Whether a session token's key id (readable without decrypting) is not the newest."""
     head = value[:_KID_CHARS]
     if len(head) < _KID_CHARS:
         return False
     try:
-        raw = base64.urlsafe_b64decode(head)
-    except ValueError:
+        # base64.urlsafe_b64decode's steps without its Python wrappers (this runs on
+        # every request that carries a session cookie and never opens it).
+        raw = binascii.a2b_base64(head.encode("ascii").translate(_FROM_URLSAFE))
+    except ValueError:  # not ASCII (UnicodeEncodeError) or not base64 (binascii.Error)
         return False
     return raw[1:5] != primary_kid
 
