@@ -132,6 +132,8 @@ class SessionMiddleware:
             )
         self.app = app
         self.kit = kit
+        header = kit.events.request_id_header
+        self._request_id_header = None if header is None else header.encode("latin-1")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -144,6 +146,8 @@ class SessionMiddleware:
         dnt: str | None = None
         accept: str | None = None
         agent: str | None = None
+        request_id: str | None = None
+        id_header = self._request_id_header
         host: str | None = None
         preflight = False
         for name, value in scope["headers"]:
@@ -159,6 +163,8 @@ class SessionMiddleware:
                 forwarded.append(value.decode("latin-1"))
             elif name == b"user-agent":
                 agent = value.decode("latin-1")
+            elif name == id_header:
+                request_id = value.decode("latin-1")
             elif name == b"host":
                 host = value.decode("latin-1")
             elif name == b"access-control-request-method":
@@ -176,6 +182,7 @@ class SessionMiddleware:
             query=scope.get("query_string", b"").decode("latin-1"),
             accept=accept,
             user_agent=agent,
+            request_id=request_id,
             scheme=scope.get("scheme"),
             host=host,
             preflight=preflight and http and scope["method"] == "OPTIONS",

@@ -31,6 +31,7 @@ class SessionMiddleware:
     def __init__(self, app: WSGIApplication, kit: SessionKit) -> None:
         self.app = app
         self.kit = kit
+        self._request_id_key = kit.events.request_id_environ
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Handle one WSGI request."""
@@ -46,6 +47,7 @@ class SessionMiddleware:
             query=environ.get("QUERY_STRING", ""),
             accept=environ.get("HTTP_ACCEPT"),
             user_agent=environ.get("HTTP_USER_AGENT"),
+            request_id=environ.get(self._request_id_key) if self._request_id_key else None,
             scheme=environ.get("wsgi.url_scheme"),
             host=environ.get("HTTP_HOST"),
             preflight=environ.get("REQUEST_METHOD") == "OPTIONS"
