@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import signal
 import socket
 import subprocess
@@ -19,8 +20,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
+import httpx
+import pytest
 import uvicorn
 from werkzeug.serving import make_server
+
+import sessionkit
 
 STARTUP_TIMEOUT = 30.0
 
@@ -120,6 +125,72 @@ def stop_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(kill_timeout)
+
+
+@contextlib.contextmanager
+def running_example(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log: Path,
+    url: str,
+    what: str,
+    timeout: float = STARTUP_TIMEOUT,
+    stop_timeout: float = 10.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run an example server's command line until ``url`` answers ``GET /`` with 200.
+
+    Its console output goes to ``log``; a server that exits or never answers fails the
+    test with the end of that output. Stopped with SIGINT, as a terminal would.
+    """
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"{what} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what} did not answer in time:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        stop_process(process, sig=signal.SIGINT, timeout=stop_timeout, kill_timeout=stop_timeout)
+
+
+@contextlib.contextmanager
+def running_fastapi_demo(state: Path, *, timeout: float = 60.0) -> Iterator[str]:
+    """The FastAPI demo under uvicorn, as ``./scripts/demo`` starts it; yields its base URL.
+
+    Its SQLite file and console log go to ``state``; it gets a fresh key.
+    """
+    env = {
+        **os.environ,
+        "SESSIONKIT_DEMO_DIR": str(state),
+        "SESSIONKIT_SECRET_KEYS": sessionkit.generate_key(),
+        "PYTHONUNBUFFERED": "1",
+    }
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "uvicorn", "examples.fastapi_app:app", "--host", "127.0.0.1"]
+    with running_example(
+        [*argv, "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        log=state / "console.log",
+        url=url,
+        what="the FastAPI demo",
+        timeout=timeout,
+    ):
+        yield url
 
 
 def start_uvicorn_process(

@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-import sessionkit
-from support import free_port, stop_process
+from support import running_fastapi_demo
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
@@ -52,42 +47,8 @@ _FOCUS_RING = """() => { const s = getComputedStyle(document.activeElement);
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The FastAPI demo, started as ``./scripts/demo`` starts it; yields its base URL."""
-    state = tmp_path_factory.mktemp("demo-screenshots")
-    log = state / "console.log"
-    env = {
-        **os.environ,
-        "SESSIONKIT_DEMO_DIR": str(state),
-        "SESSIONKIT_SECRET_KEYS": sessionkit.generate_key(),
-        "PYTHONUNBUFFERED": "1",
-    }
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "examples.fastapi_app:app", "--host", "127.0.0.1"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*argv, "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the demo exited:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the demo did not answer in time:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+    with running_fastapi_demo(tmp_path_factory.mktemp("demo-screenshots")) as url:
         yield url
-    finally:
-        stop_process(process, sig=signal.SIGINT, timeout=10, kill_timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +26,7 @@ import httpx
 import pytest
 
 import sessionkit
-from support import free_port, set_cookies, stop_process
+from support import free_port, running_example, set_cookies
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
@@ -92,31 +89,17 @@ def server(
     env.pop("DJANGO_SETTINGS_MODULE", None)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            _argv(name, port),
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"{name} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"{name} did not answer in time:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+    with running_example(
+        _argv(name, port),
+        cwd=REPO,
+        env=env,
+        log=log,
+        url=url,
+        what=name,
+        timeout=STARTUP_TIMEOUT,
+        stop_timeout=STOP_TIMEOUT,
+    ):
         yield Server(name, url, log)
-    finally:
-        stop_process(process, sig=signal.SIGINT, timeout=STOP_TIMEOUT, kill_timeout=STOP_TIMEOUT)
 
 
 # --------------------------------------------------------------------------- the story

@@ -9,20 +9,14 @@ again (``/app/reauth``) when the login is not fresh, and its ``next`` never leav
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-import sessionkit
-from support import free_port, stop_process
+from support import running_fastapi_demo
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
@@ -42,42 +36,8 @@ _HANDLE = re.compile(r'<input type=hidden name=handle value="([^"]*)">')
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    state = tmp_path_factory.mktemp("example-fastapi-sessions")
-    log = state / "console.log"
-    env = {
-        **os.environ,
-        "SESSIONKIT_DEMO_DIR": str(state),
-        "SESSIONKIT_SECRET_KEYS": sessionkit.generate_key(),
-        "PYTHONUNBUFFERED": "1",
-    }
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "examples.fastapi_app:app", "--host", "127.0.0.1"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*argv, "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the example exited:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the example did not answer in time:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+    with running_fastapi_demo(tmp_path_factory.mktemp("example-fastapi-sessions")) as url:
         yield url
-    finally:
-        stop_process(process, sig=signal.SIGINT, timeout=10, kill_timeout=10)
 
 
 @contextlib.contextmanager
