@@ -3,7 +3,8 @@
 Both front ends put the request's :class:`~sessionkit.exchange.Exchange` under
 ``"sessionkit.exchange"`` (and the session under ``"session"`` or
 ``"sessionkit.session"``); these helpers read and change it:
-``session_of(request.scope)``, ``visitor_of(environ)``, ``opt_out(environ)``.
+``session_of(request.scope)``, ``visitor_of(environ)``, ``opt_out(environ)``,
+``csrf_token(environ)``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from .exchange import Exchange
 from .session import Session
 
-__all__ = ["opt_in", "opt_out", "session_of", "visitor_of"]
+__all__ = ["csrf_token", "opt_in", "opt_out", "session_of", "visitor_of"]
 
 RequestState = MutableMapping[str, Any]
 
@@ -46,3 +47,15 @@ def opt_out(state: RequestState) -> None:
 def opt_in(state: RequestState) -> None:
     """Undo :func:`opt_out` for this visitor (see :meth:`Exchange.opt_in`)."""
     _exchange(state).opt_in()
+
+
+def csrf_token(state: RequestState, action: str | None = None) -> str:
+    """A fresh anti-forgery token for a form of this request's page.
+
+    Put it in a hidden field named ``csrf_token`` (first in the form), or send it in the
+    ``X-CSRF-Token`` header. ``action`` is the path the form posts to (by default this
+    request's path): a token is valid only under the token path prefix covering it.
+    Each call gives a different value (masked); all of them stay valid until the
+    session logs in, logs out or rotates.
+    """
+    return _exchange(state).csrf_token(action)

@@ -6,21 +6,35 @@ id is ``visitor_of(scope)``), and adds the exchange's headers to
 ``http.response.start``. WebSocket handlers can read the session; a WebSocket has no
 response to carry a cookie, so changes made there are not saved. When the
 cookies-required gate answers, the app is not called: an http request gets the gate's
-response, a WebSocket is closed with code 1008 before it is accepted.
+response, a WebSocket is closed with code 1008 before it is accepted. The same holds
+for a request refused as forged (:mod:`sessionkit.forgery`), a WebSocket handshake from
+another origin included; when a token is required and not in the header, the first
+:data:`~sessionkit.forgery.MAX_FORM_PREFIX` bytes of a form body are read for it and
+handed on to the app unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any
 
-from .access import opt_in, opt_out, session_of, visitor_of
+from .access import csrf_token, opt_in, opt_out, session_of, visitor_of
 from .errors import ConfigurationError
+from .forgery import MAX_FORM_PREFIX, Provenance, form_token
 from .gate import EarlyResponse
 from .kit import SessionKit
 from .lifetime import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_TOUCH_INTERVAL
 
-__all__ = ["ASGIApp", "SessionMiddleware", "opt_in", "opt_out", "session_of", "visitor_of"]
+__all__ = [
+    "ASGIApp",
+    "SessionMiddleware",
+    "csrf_token",
+    "opt_in",
+    "opt_out",
+    "session_of",
+    "visitor_of",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -76,6 +90,9 @@ class SessionMiddleware:
     second positional argument), ``session_cookie``, ``max_age`` (the idle timeout;
     ``None`` for a browser-session cookie), ``path``, ``same_site``, ``https_only`` and
     ``domain``; plus ``insecure_development=True`` to allow ``https_only=False``.
+    ``csrf_exempt`` is a callable from the scope to whether its route is exempt from the
+    forgery checks (:func:`sessionkit.integrations.starlette.route_exempt` reads the
+    ``@csrf_exempt`` marks of Starlette and FastAPI routes).
     """
 
     def __init__(
@@ -91,6 +108,7 @@ class SessionMiddleware:
         https_only: bool = _UNSET,
         domain: str | None = _UNSET,
         insecure_development: bool = False,
+        csrf_exempt: Callable[[Scope], bool] | None = None,
     ) -> None:
         if isinstance(kit, str):
             if secret_key is not None:
@@ -119,6 +137,9 @@ class SessionMiddleware:
             )
         self.app = app
         self.kit = kit
+        #: Asked, before a forgery refusal, whether the app's route is exempt.
+        self.csrf_exempt = csrf_exempt
+        self._token_header = kit.forgery.policy.token_header.lower().encode("latin-1")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -131,6 +152,15 @@ class SessionMiddleware:
         dnt: str | None = None
         accept: str | None = None
         agent: str | None = None
+        origin: str | None = None
+        referer: str | None = None
+        fetch_site: str | None = None
+        host: str | None = None
+        fwd_host: str | None = None
+        fwd_proto: str | None = None
+        token: str | None = None
+        content_type: str | None = None
+        token_header = self._token_header
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookies.append(value.decode("latin-1"))
@@ -144,8 +174,40 @@ class SessionMiddleware:
                 forwarded.append(value.decode("latin-1"))
             elif name == b"user-agent":
                 agent = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
+            elif name == b"sec-fetch-site":
+                fetch_site = value.decode("latin-1")
+            elif name == b"referer":
+                referer = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == token_header:
+                token = value.decode("latin-1")
+            elif name == b"x-forwarded-host":
+                fwd_host = value.decode("latin-1")
+            elif name == b"x-forwarded-proto":
+                fwd_proto = value.decode("latin-1")
         client = scope.get("client")
         http = scope["type"] == "http"
+        if host is None:
+            server = scope.get("server")
+            if server and server[1] is not None:
+                host = f"{server[0]}:{server[1]}"
+        provenance = Provenance(
+            origin,
+            referer,
+            fetch_site,
+            host,
+            scope.get("scheme") or ("http" if http else "ws"),
+            fwd_host,
+            fwd_proto,
+            token,
+            content_type,
+        )
+        exempt = self.csrf_exempt
         exchange = self.kit.open(
             "; ".join(cookies) if cookies else None,
             client=client[0] if client else None,
@@ -157,10 +219,20 @@ class SessionMiddleware:
             query=scope.get("query_string", b"").decode("latin-1"),
             accept=accept,
             user_agent=agent,
+            provenance=provenance,
+            exempt=None if exempt is None else partial(exempt, scope),
         )
         early = exchange.early
         if early is None and exchange.pending is not None:
             early = await exchange.aload_record()
+        check = exchange.token_check
+        if early is None and check is not None:
+            sent = None
+            if check.header is None and check.form:
+                body, complete, receive = await _body_prefix(receive)
+                field = self.kit.forgery.policy.token_field
+                sent = form_token(body, content_type, field, complete=complete)
+            early = exchange.check_token(sent)
         if early is not None:
             if http:
                 await _respond(send, early)
@@ -203,6 +275,34 @@ class SessionMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cookies)
+
+
+async def _body_prefix(receive: Receive) -> tuple[bytes, bool, Receive]:
+    """Read up to :data:`MAX_FORM_PREFIX` bytes of the body; hand them on to the app.
+
+    Returns the bytes read, whether they are the whole body, and the ``receive`` the app
+    must use: it replays the messages read here, then goes on with the original.
+    """
+    messages: list[Message] = []
+    size = 0
+    complete = False
+    while size < MAX_FORM_PREFIX:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            complete = True
+            break
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return body, complete, replay
 
 
 async def _respond(send: Send, response: EarlyResponse) -> None:

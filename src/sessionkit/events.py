@@ -1,4 +1,6 @@
-"""Security events: one frozen record per rejected cookie, logged on ``sessionkit.security``.
+"""Security events: one frozen record per rejected cookie or refused request.
+
+They are logged on ``sessionkit.security``.
 
 An event names the reason, the cookie and (only as configured) the client address.
 It never carries the cookie's value or any session data.
@@ -12,17 +14,22 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "CROSS_SITE",
     "DUPLICATE",
     "EXPIRED_ABSOLUTE",
     "EXPIRED_IDLE",
+    "FORGERY_REASONS",
     "FROM_THE_FUTURE",
     "INVALID_PAYLOAD",
     "MALFORMED",
+    "ORIGIN_MISMATCH",
     "OVERSIZED",
     "REPLAYED",
     "REVOKED",
     "SECURITY_LOGGER",
     "TAMPERED",
+    "TOKEN_INVALID",
+    "TOKEN_MISSING",
     "UNKNOWN_KEY",
     "AddressMode",
     "SecurityEvent",
@@ -56,12 +63,29 @@ REVOKED = "revoked"
 #: The whole session (every id it had and has) is revoked.
 REPLAYED = "replayed_id"
 
+#: An unsafe request whose ``Sec-Fetch-Site`` says another site (or subdomain) sent it.
+CROSS_SITE = "cross_site"
+#: An unsafe request (or a WebSocket handshake) whose ``Origin`` or ``Referer`` is
+#: neither the request's own origin nor a trusted one.
+ORIGIN_MISMATCH = "origin_mismatch"
+#: An unsafe request to a token path that carried no anti-forgery token.
+TOKEN_MISSING = "token_missing"  # noqa: S105 - a name, not a secret
+#: An anti-forgery token that is not this session's (another session, altered, from
+#: before a login or rotation, or for another token path).
+TOKEN_INVALID = "token_invalid"  # noqa: S105 - a name, not a secret
+#: The reasons of a refused request (rather than a rejected cookie).
+FORGERY_REASONS = frozenset({CROSS_SITE, ORIGIN_MISMATCH, TOKEN_MISSING, TOKEN_INVALID})
+
 AddressMode = Literal["truncated", "full", "off"]
 
 
 @dataclass(frozen=True, slots=True)
 class SecurityEvent:
-    """A cookie was rejected. ``reason`` is one of this module's reason constants."""
+    """A cookie was rejected, or a request refused as forged.
+
+    ``reason`` is one of this module's reason constants; for a refused request
+    (:data:`FORGERY_REASONS`) ``cookie`` names the session cookie it would have used.
+    """
 
     reason: str
     cookie: str

@@ -21,12 +21,14 @@ from .errors import ConfigurationError
 from .events import (
     EXPIRED_ABSOLUTE,
     EXPIRED_IDLE,
+    FORGERY_REASONS,
     SECURITY_LOGGER,
     AddressMode,
     SecurityEvent,
     client_for_log,
 )
 from .exchange import Exchange, HeaderChanges, RequestInfo
+from .forgery import Forgery, ForgeryPolicy, Provenance, TokenCheck
 from .gate import CHECK_COOKIE_MAX_AGE, DEFAULT_BLOCK_PAGE, BlockPage, Gate
 from .keys import KeyRing
 from .lifetime import (
@@ -129,6 +131,9 @@ class SessionKit:
         sensitive_patterns: Iterable[str | re.Pattern[str]] = (),
         trusted_proxy_hops: int = 0,
         store_namespace: str | None = None,
+        trusted_origins: Iterable[str] = (),
+        csrf_exempt: Iterable[str] = (),
+        forgery: ForgeryPolicy | None = None,
     ) -> None:
         """Check and freeze the policy.
 
@@ -144,7 +149,10 @@ class SessionKit:
         ``max_lifetime`` caps every session, "remember me" ones included
         (:meth:`Session.set_expiry`). ``store_namespace`` keeps this application's records
         apart from other applications sharing the store; by default it is derived from
-        the key ring (and follows key rotation).
+        the key ring (and follows key rotation). Cross-site request forgery protection
+        (:mod:`sessionkit.forgery`) is on: ``trusted_origins`` lists other origins allowed
+        to send unsafe requests and ``csrf_exempt`` the path prefixes never checked; or
+        pass every forgery setting at once as ``forgery=ForgeryPolicy(...)``.
         """
         if secure is None:
             secure = not insecure_development
@@ -256,6 +264,19 @@ class SessionKit:
             json_body=cookies_required_json,
             test_cookie=self.check_spec.set("1", CHECK_COOKIE_MAX_AGE),
         )
+        if forgery is None:
+            forgery = ForgeryPolicy(trusted_origins=trusted_origins, exempt=csrf_exempt)
+        elif not isinstance(forgery, ForgeryPolicy):
+            raise ConfigurationError(
+                f"forgery must be a sessionkit.forgery.ForgeryPolicy, not {type(forgery).__name__}"
+            )
+        elif tuple(trusted_origins) or tuple(csrf_exempt):
+            raise ConfigurationError(
+                "trusted_origins and csrf_exempt are given twice: put them in "
+                "forgery=ForgeryPolicy(trusted_origins=..., exempt=...)"
+            )
+        #: Cross-site request forgery checks and session-bound tokens.
+        self.forgery = Forgery(forgery, self.keys, home=public_home)
         self.opt_out_spec = CookieSpec(
             _SECURE_OPT_OUT if secure else _SECURE_OPT_OUT[_PLAIN_PREFIX:], secure=secure
         )
@@ -334,14 +355,24 @@ class SessionKit:
         exception from the hook is logged, never raised into the request.
         """
         event = SecurityEvent(reason, cookie, self.address_of(request))
-        SECURITY_LOGGER.log(
-            logging.INFO if reason in (EXPIRED_IDLE, EXPIRED_ABSOLUTE) else logging.WARNING,
-            "rejected cookie %s: %s (client %s)",
-            event.cookie,
-            event.reason,
-            event.client or "-",
-            extra={"sessionkit_event": event},
-        )
+        if reason in FORGERY_REASONS:
+            SECURITY_LOGGER.warning(
+                "refused %s %s as forged: %s (client %s)",
+                request.method,
+                request.path.encode("unicode_escape").decode("ascii"),
+                event.reason,
+                event.client or "-",
+                extra={"sessionkit_event": event},
+            )
+        else:
+            SECURITY_LOGGER.log(
+                logging.INFO if reason in (EXPIRED_IDLE, EXPIRED_ABSOLUTE) else logging.WARNING,
+                "rejected cookie %s: %s (client %s)",
+                event.cookie,
+                event.reason,
+                event.client or "-",
+                extra={"sessionkit_event": event},
+            )
         if self.on_security_event is not None:
             try:
                 self.on_security_event(event)
@@ -390,6 +421,8 @@ class SessionKit:
         accept: str | None = None,
         user_agent: str | None = None,
         now: float | None = None,
+        provenance: Provenance | None = None,
+        exempt: Callable[[], bool] | None = None,
     ) -> Exchange:
         """Read a request's cookies and return the exchange for that request.
 
@@ -400,14 +433,30 @@ class SessionKit:
         ``method``, ``path`` (decoded, as the app's router sees it), ``query`` (raw) and
         ``accept`` serve the cookies-required gate: when it answers,
         :attr:`Exchange.early` holds the response to send instead of calling the app.
+        ``provenance`` (the request's origin headers) serves the forgery checks: a
+        request refused as forged gets its 403 in :attr:`Exchange.early`, and one that
+        must carry a token gets :attr:`Exchange.token_check`. ``exempt``, when given, is
+        asked (at most once, only before a refusal) whether the app's route is exempt.
         Never raises for anything the client sent.
         """
         if now is None:
             now = self.clock()
         found = pick_cookies(cookie_header, self._names) if cookie_header else {}
         early = None
+        token: TokenCheck | None = None
+        opt_out = _is_one(sec_gpc) or _is_one(dnt)
+        if self.trusted_proxy_hops:
+            client = _forwarded_client(client, forwarded_for, self.trusted_proxy_hops)
+        request = RequestInfo(client, method, path, query, accept, user_agent)
+        if provenance is not None and self.forgery:
+            reason, token = self.forgery.decide(
+                method, path, provenance, self.trusted_proxy_hops, exempt
+            )
+            if reason is not None:
+                self.report(reason, self.session_spec.name, request)
+                early = self.forgery.refusal(reason, accept)
         protected = bool(self.gate) and self.gate.protects(path)
-        if protected:
+        if protected and early is None:
             early = self.gate.decide(
                 method=method,
                 path=path,
@@ -416,11 +465,7 @@ class SessionKit:
                 has_test_cookie=self.check_spec.name in found,
                 accept=accept,
             )
-        opt_out = _is_one(sec_gpc) or _is_one(dnt)
-        if self.trusted_proxy_hops:
-            client = _forwarded_client(client, forwarded_for, self.trusted_proxy_hops)
-        request = RequestInfo(client, method, path, query, accept, user_agent)
-        return Exchange(self, request, found, opt_out, now, early, protected)
+        return Exchange(self, request, found, opt_out, now, early, protected, token)
 
     def seconds_left(self, session: Session, now: float) -> int:
         """Seconds from ``now`` until ``session`` ends if no other request comes."""

@@ -20,8 +20,10 @@ end like :mod:`sessionkit.wsgi`: it hands the request to :meth:`SessionKit.open`
 with the cookies-required gate's response (nothing further down runs), loads the store
 record, puts a :class:`SessionStore` over the request's sessionkit session in
 ``request.session``, and applies the exchange's ``Set-Cookie``, ``Vary`` and
-``Cache-Control`` to the response. Django itself never sets the session cookie, so the
-session cookie, the visitor cookie and their attributes are the kit's alone: of Django's
+``Cache-Control`` to the response. Django's ``CsrfViewMiddleware`` stays in charge of
+cross-site request forgery: sessionkit's checks (:mod:`sessionkit.forgery`) are off under
+Django unless ``SESSIONKIT`` turns them on (see :func:`get_kit`). Django itself never
+sets the session cookie, so the session cookie, the visitor cookie and their attributes are the kit's alone: of Django's
 session settings only ``SESSION_ENGINE``, ``SESSION_COOKIE_NAME`` and
 ``SESSION_EXPIRE_AT_BROWSER_CLOSE`` are read, and checked against the kit at start-up;
 the other ``SESSION_COOKIE_*`` settings, ``SESSION_COOKIE_AGE`` and
@@ -58,14 +60,17 @@ from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessio
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase, HttpResponseRedirectBase
 from django.utils import timezone
 
+from ..access import csrf_token as _csrf_token
 from ..access import opt_in as _opt_in
 from ..access import opt_out as _opt_out
 from ..access import session_of as _session_of
 from ..access import visitor_of as _visitor_of
 from ..errors import ConfigurationError
+from ..forgery import ForgeryPolicy, Provenance
 from ..gate import EarlyResponse
 from ..kit import Exchange, HeaderChanges, SessionKit
 from ..session import Session, UserId
@@ -76,6 +81,7 @@ __all__ = [
     "SessionKitMiddleware",
     "SessionStore",
     "arevoke_user",
+    "csrf_token",
     "get_kit",
     "opt_in",
     "opt_out",
@@ -93,6 +99,9 @@ AUTH_USER_KEY = "_auth_user_id"
 #: Where the request's exchange is kept (``request.META``), as the WSGI front end does.
 _EXCHANGE = "sessionkit.exchange"
 
+#: The SESSIONKIT entries that turn sessionkit's forgery checks on under Django.
+_FORGERY_SETTINGS = ("forgery", "trusted_origins", "csrf_exempt")
+
 _kit: SessionKit | None = None
 _kit_lock = threading.Lock()
 
@@ -106,7 +115,9 @@ def get_kit() -> SessionKit:
     ``SESSIONKIT`` is a dict of :class:`SessionKit` keyword arguments (without
     ``secret_keys``, the keys come from ``SESSIONKIT_SECRET_KEYS``), or a ``SessionKit``.
     Without ``SESSIONKIT``, everything comes from the environment. Built again when a test
-    overrides the setting.
+    overrides the setting. sessionkit's own forgery checks are off here, since Django's
+    ``CsrfViewMiddleware`` does that work, unless ``SESSIONKIT`` has a ``forgery``,
+    ``trusted_origins`` or ``csrf_exempt`` entry (a ``SessionKit`` is used as built).
     """
     global _kit
     kit = _kit
@@ -129,6 +140,8 @@ def _build_kit() -> SessionKit:
             "settings.SESSIONKIT must be a dict of SessionKit keyword arguments "
             f"(or a SessionKit), not {type(config).__name__}"
         )
+    if not any(name in config for name in _FORGERY_SETTINGS):
+        config = {**config, "forgery": ForgeryPolicy(enabled=False)}
     try:
         if "secret_keys" in config:
             return SessionKit(**config)
@@ -204,6 +217,11 @@ def opt_out(request: HttpRequest) -> None:
 def opt_in(request: HttpRequest) -> None:
     """Undo :func:`opt_out` for this visitor (see :func:`sessionkit.access.opt_in`)."""
     _opt_in(_state(request))
+
+
+def csrf_token(request: HttpRequest, action: str | None = None) -> str:
+    """A fresh sessionkit anti-forgery token (when its checks are on; see :func:`get_kit`)."""
+    return _csrf_token(_state(request), action)
 
 
 def _state(request: HttpRequest) -> dict[str, Any]:
@@ -327,6 +345,8 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
         self.kit = get_kit()
         _check_settings(self.kit)
         self.SessionStore = SessionStore
+        header = self.kit.forgery.policy.token_header.upper().replace("-", "_")
+        self._token_key = "HTTP_" + header
 
     def __call__(self, request: HttpRequest) -> Any:
         """Handle one request (a coroutine when Django runs the chain asynchronously)."""
@@ -336,6 +356,8 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
         early = exchange.early
         if early is None and exchange.pending is not None:
             early = exchange.load_record()
+        if early is None and exchange.token_check is not None:
+            early = exchange.check_token(self._form_token(request, exchange))
         if early is not None:
             return _early(early)
         _bind(request, exchange)
@@ -347,6 +369,8 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
         early = exchange.early
         if early is None and exchange.pending is not None:
             early = await exchange.aload_record()
+        if early is None and exchange.token_check is not None:
+            early = exchange.check_token(self._form_token(request, exchange))
         if early is not None:
             return _early(early)
         _bind(request, exchange)
@@ -359,8 +383,33 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
         )
         return _apply(response, changes)
 
+    def _form_token(self, request: HttpRequest, exchange: Exchange) -> str | None:
+        check = exchange.token_check
+        if check is None or check.header is not None or not check.form:
+            return None
+        try:
+            value = request.POST.get(self.kit.forgery.policy.token_field)
+        except (OSError, MultiPartParserError):
+            return None
+        return value if isinstance(value, str) else None
+
     def _open(self, request: HttpRequest) -> Exchange:
         meta = request.META
+        provenance = (
+            Provenance(
+                meta.get("HTTP_ORIGIN"),
+                meta.get("HTTP_REFERER"),
+                meta.get("HTTP_SEC_FETCH_SITE"),
+                meta.get("HTTP_HOST"),
+                request.scheme or "http",
+                meta.get("HTTP_X_FORWARDED_HOST"),
+                meta.get("HTTP_X_FORWARDED_PROTO"),
+                meta.get(self._token_key),
+                meta.get("CONTENT_TYPE"),
+            )
+            if self.kit.forgery
+            else None
+        )
         return self.kit.open(
             meta.get("HTTP_COOKIE"),
             client=meta.get("REMOTE_ADDR"),
@@ -371,6 +420,7 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
             path=request.path,
             query=meta.get("QUERY_STRING", ""),
             accept=meta.get("HTTP_ACCEPT"),
+            provenance=provenance,
         )
 
 

@@ -15,6 +15,10 @@ So Flask itself never builds a ``Set-Cookie``: every decision stays in sessionki
 and this module only translates. Flask's ``SESSION_COOKIE_*`` settings and
 ``PERMANENT_SESSION_LIFETIME`` are not consulted; the kit's settings rule.
 
+Cross-site request forgery protection (:mod:`sessionkit.forgery`) runs in the middleware
+too, before Flask routes the request; a view decorated with :func:`csrf_exempt` is
+exempt, and templates make tokens with ``{{ csrf_token() }}``.
+
 ``session.permanent`` reports the kit's ``persistent_cookie`` (whether the session cookie
 carries a ``Max-Age``): the core decides that for every session alike, so setting it to
 the other value raises :class:`~sessionkit.ConfigurationError` naming the fix instead of
@@ -27,23 +31,29 @@ whose writes raise an error that says so.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar, NoReturn, cast
 
 import flask
 from flask.sessions import NullSession, SessionInterface, SessionMixin
+from werkzeug.exceptions import HTTPException
 
-from ..access import visitor_of
+from ..access import csrf_token, visitor_of
 from ..errors import ConfigurationError
+from ..forgery import csrf_exempt, marked_exempt
 from ..kit import SessionKit
 from ..session import Session
 from ..wsgi import SessionMiddleware
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
     from flask.wrappers import Request, Response
 
 __all__ = [
     "FlaskSession",
     "SessionKitInterface",
+    "csrf_exempt",
+    "current_csrf_token",
     "current_session",
     "current_visitor",
     "init_app",
@@ -193,8 +203,10 @@ class SessionKitInterface(SessionInterface):
 def init_app(app: flask.Flask, kit: SessionKit) -> None:
     """Give ``app`` sessionkit sessions, the cookies-required gate and the visitor cookie.
 
-    Call it once, after any other ``app.wsgi_app`` wrapping that must see sessionkit's
-    headers (sessionkit wraps what is there). ``flask.session`` is then the request's
+    Cross-site request forgery protection comes with it: views marked with
+    :func:`csrf_exempt` are not checked, and templates get ``csrf_token()`` (see
+    :func:`current_csrf_token`). Call it once, after any other ``app.wsgi_app``
+    wrapping that must see sessionkit's headers (sessionkit wraps what is there). ``flask.session`` is then the request's
     sessionkit session and ``app.extensions["sessionkit"]`` the kit.
     """
     if EXTENSION in app.extensions:
@@ -203,7 +215,19 @@ def init_app(app: flask.Flask, kit: SessionKit) -> None:
         raise ConfigurationError(f"kit must be a sessionkit.SessionKit, not {type(kit).__name__}")
     app.extensions[EXTENSION] = kit
     app.session_interface = SessionKitInterface(kit)
-    app.wsgi_app = SessionMiddleware(app.wsgi_app, kit)  # type: ignore[method-assign]
+    app.add_template_global(current_csrf_token, "csrf_token")
+    app.wsgi_app = SessionMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, kit, csrf_exempt=partial(_route_exempt, app)
+    )
+
+
+def _route_exempt(app: flask.Flask, environ: WSGIEnvironment) -> bool:
+    """Whether the view this request is routed to was marked with :func:`csrf_exempt`."""
+    try:
+        endpoint, _ = app.url_map.bind_to_environ(environ).match()
+    except HTTPException:
+        return False
+    return marked_exempt(app.view_functions.get(str(endpoint)))
 
 
 def current_session() -> FlaskSession:
@@ -220,3 +244,15 @@ def current_visitor() -> str | None:
     if _ENVIRON_SESSION not in environ:
         raise RuntimeError(_OUTSIDE)
     return visitor_of(environ)
+
+
+def current_csrf_token(action: str | None = None) -> str:
+    """A fresh anti-forgery token for a form of the current request's page.
+
+    Templates call it as ``{{ csrf_token() }}`` (or ``{{ csrf_token("/transfer") }}`` for
+    a form posting elsewhere); see :func:`sessionkit.wsgi.csrf_token`.
+    """
+    environ = flask.request.environ
+    if _ENVIRON_SESSION not in environ:
+        raise RuntimeError(_OUTSIDE)
+    return csrf_token(environ, action)
