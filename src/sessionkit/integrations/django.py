@@ -23,11 +23,12 @@ record, puts a :class:`SessionStore` over the request's sessionkit session in
 ``Cache-Control`` to the response. Django's ``CsrfViewMiddleware`` stays in charge of
 cross-site request forgery: sessionkit's checks (:mod:`sessionkit.forgery`) are off under
 Django unless ``SESSIONKIT`` turns them on (see :func:`get_kit`). Django itself never
-sets the session cookie, so the session cookie, the visitor cookie and their attributes are the kit's alone: of Django's
-session settings only ``SESSION_ENGINE``, ``SESSION_COOKIE_NAME`` and
-``SESSION_EXPIRE_AT_BROWSER_CLOSE`` are read, and checked against the kit at start-up;
-the other ``SESSION_COOKIE_*`` settings, ``SESSION_COOKIE_AGE`` and
-``SESSION_SAVE_EVERY_REQUEST`` are replaced by the kit's settings.
+sets the session cookie, so the session cookie, the visitor cookie and their attributes
+are the kit's alone: of Django's session settings only ``SESSION_ENGINE``,
+``SESSION_COOKIE_NAME`` and ``SESSION_EXPIRE_AT_BROWSER_CLOSE`` are read, and checked
+against the kit at start-up; the other ``SESSION_COOKIE_*`` settings,
+``SESSION_COOKIE_AGE`` and ``SESSION_SAVE_EVERY_REQUEST`` are replaced by the kit's
+settings.
 
 ``request.session`` keeps Django's API. ``cycle_key()`` rotates the id (``session.rotate()``);
 writing ``_auth_user_id`` (what ``django.contrib.auth.login()`` does after ``cycle_key()``)

@@ -206,8 +206,9 @@ def init_app(app: flask.Flask, kit: SessionKit) -> None:
     Cross-site request forgery protection comes with it: views marked with
     :func:`csrf_exempt` are not checked, and templates get ``csrf_token()`` (see
     :func:`current_csrf_token`). Call it once, after any other ``app.wsgi_app``
-    wrapping that must see sessionkit's headers (sessionkit wraps what is there). ``flask.session`` is then the request's
-    sessionkit session and ``app.extensions["sessionkit"]`` the kit.
+    wrapping that must see sessionkit's headers (sessionkit wraps what is there).
+    ``flask.session`` is then the request's sessionkit session and
+    ``app.extensions["sessionkit"]`` the kit.
     """
     if EXTENSION in app.extensions:
         raise ConfigurationError("init_app(app, kit) was already called for this app")
