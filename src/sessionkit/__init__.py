@@ -16,12 +16,14 @@ from .errors import (
     UnserializableValue,
 )
 from .events import SecurityEvent
+from .forgery import ForgeryPolicy
 from .keys import generate_key
 from .kit import SessionKit
 from .session import Session
 
 __all__ = [
     "ConfigurationError",
+    "ForgeryPolicy",
     "SecurityEvent",
     "SensitiveData",
     "Session",

@@ -173,16 +173,13 @@ def _normalise(path: str) -> str:
 
 
 def _longest(prefixes: tuple[str, ...], path: str) -> str | None:
-    """The longest of ``prefixes`` covering ``path`` or its normalised form, or None."""
+    """The longest of ``prefixes`` covering ``path``, or None."""
     best: str | None = None
-    for candidate in (path, _normalise(path)):
-        for prefix in prefixes:
-            if (
-                prefix == ""
-                or candidate == prefix
-                or (candidate.startswith(prefix) and candidate[len(prefix)] == "/")
-            ) and (best is None or len(prefix) > len(best)):
-                best = prefix
+    for prefix in prefixes:
+        if (
+            prefix == "" or path == prefix or (path.startswith(prefix) and path[len(prefix)] == "/")
+        ) and (best is None or len(prefix) > len(best)):
+            best = prefix
     return best
 
 
@@ -318,8 +315,16 @@ class ForgeryPolicy:
         setattr_(self, "refused_json", refused_json)
 
     def exempts(self, path: str) -> bool:
-        """Whether ``path`` (or its normalised form) lies under an exempt prefix."""
-        return bool(self.exempt) and _longest(self.exempt, path) is not None
+        """Whether ``path`` lies under an exempt prefix, as written and once normalised.
+
+        Both forms must be exempt, so ``/hooks/../account`` is not under ``/hooks``.
+        """
+        if not self.exempt:
+            return False
+        return (
+            _longest(self.exempt, path) is not None
+            and _longest(self.exempt, _normalise(path)) is not None
+        )
 
 
 class Provenance(NamedTuple):
@@ -427,10 +432,22 @@ def check_websocket(
 
 
 def token_scope(policy: ForgeryPolicy, path: str) -> str | None:
-    """The token path prefix covering ``path``, or None where no token is asked for."""
+    """The token path prefix covering ``path``, or None where no token is asked for.
+
+    The path is read as written and once normalised (no ``.``, ``..`` or ``//``); when
+    either form is covered, a token is asked for, bound to the longest prefix found.
+    """
     if not policy.token_paths:
         return None
-    return _longest(policy.token_paths, path)
+    found = [
+        prefix
+        for prefix in (
+            _longest(policy.token_paths, path),
+            _longest(policy.token_paths, _normalise(path)),
+        )
+        if prefix is not None
+    ]
+    return max(found, key=len) if found else None
 
 
 def token_required(policy: ForgeryPolicy, method: str, path: str) -> bool:
