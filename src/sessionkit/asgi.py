@@ -296,6 +296,9 @@ async def _body_prefix(receive: Receive) -> tuple[bytes, bool, Receive]:
             complete = True
             break
     body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    if len(body) > MAX_FORM_PREFIX:
+        # A server may hand over more in one message: look at the same prefix anyway.
+        body, complete = body[:MAX_FORM_PREFIX], False
 
     async def replay() -> Message:
         if messages:
