@@ -522,11 +522,16 @@ def _wants_html(accept: str | None) -> bool:
 class Forgery:
     """A :class:`ForgeryPolicy` with its token keys (built by :class:`SessionKit`)."""
 
-    __slots__ = ("_keys", "home", "policy")
+    __slots__ = ("_keys", "configured", "home", "policy")
 
-    def __init__(self, policy: ForgeryPolicy, ring: KeyRing, *, home: str = "/") -> None:
+    def __init__(
+        self, policy: ForgeryPolicy, ring: KeyRing, *, home: str = "/", configured: bool = True
+    ) -> None:
         self.policy = policy
         self.home = home
+        #: Whether the kit was given forgery settings (not only the defaults): Django's
+        #: front end runs these checks only then, leaving them to Django otherwise.
+        self.configured = configured
         self._keys = tuple(ring.subkeys(_PURPOSE).values())
 
     def __bool__(self) -> bool:

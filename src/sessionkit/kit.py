@@ -264,19 +264,21 @@ class SessionKit:
             json_body=cookies_required_json,
             test_cookie=self.check_spec.set("1", CHECK_COOKIE_MAX_AGE),
         )
+        trusted_origins, csrf_exempt = tuple(trusted_origins), tuple(csrf_exempt)
+        configured = forgery is not None or bool(trusted_origins) or bool(csrf_exempt)
         if forgery is None:
             forgery = ForgeryPolicy(trusted_origins=trusted_origins, exempt=csrf_exempt)
         elif not isinstance(forgery, ForgeryPolicy):
             raise ConfigurationError(
                 f"forgery must be a sessionkit.forgery.ForgeryPolicy, not {type(forgery).__name__}"
             )
-        elif tuple(trusted_origins) or tuple(csrf_exempt):
+        elif trusted_origins or csrf_exempt:
             raise ConfigurationError(
                 "trusted_origins and csrf_exempt are given twice: put them in "
                 "forgery=ForgeryPolicy(trusted_origins=..., exempt=...)"
             )
         #: Cross-site request forgery checks and session-bound tokens.
-        self.forgery = Forgery(forgery, self.keys, home=public_home)
+        self.forgery = Forgery(forgery, self.keys, home=public_home, configured=configured)
         self.opt_out_spec = CookieSpec(
             _SECURE_OPT_OUT if secure else _SECURE_OPT_OUT[_PLAIN_PREFIX:], secure=secure
         )

@@ -22,7 +22,8 @@ record, puts a :class:`SessionStore` over the request's sessionkit session in
 ``request.session``, and applies the exchange's ``Set-Cookie``, ``Vary`` and
 ``Cache-Control`` to the response. Django's ``CsrfViewMiddleware`` stays in charge of
 cross-site request forgery: sessionkit's checks (:mod:`sessionkit.forgery`) are off under
-Django unless ``SESSIONKIT`` turns them on (see :func:`get_kit`). Django itself never
+Django unless the kit is given forgery settings (``forgery``, ``trusted_origins`` or
+``csrf_exempt``). Django itself never
 sets the session cookie, so the session cookie, the visitor cookie and their attributes
 are the kit's alone: of Django's session settings only ``SESSION_ENGINE``,
 ``SESSION_COOKIE_NAME`` and ``SESSION_EXPIRE_AT_BROWSER_CLOSE`` are read, and checked
@@ -71,7 +72,7 @@ from ..access import opt_out as _opt_out
 from ..access import session_of as _session_of
 from ..access import visitor_of as _visitor_of
 from ..errors import ConfigurationError
-from ..forgery import ForgeryPolicy, Provenance
+from ..forgery import Provenance
 from ..gate import EarlyResponse
 from ..kit import Exchange, HeaderChanges, SessionKit
 from ..session import Session, UserId
@@ -100,9 +101,6 @@ AUTH_USER_KEY = "_auth_user_id"
 #: Where the request's exchange is kept (``request.META``), as the WSGI front end does.
 _EXCHANGE = "sessionkit.exchange"
 
-#: The SESSIONKIT entries that turn sessionkit's forgery checks on under Django.
-_FORGERY_SETTINGS = ("forgery", "trusted_origins", "csrf_exempt")
-
 _kit: SessionKit | None = None
 _kit_lock = threading.Lock()
 
@@ -116,9 +114,7 @@ def get_kit() -> SessionKit:
     ``SESSIONKIT`` is a dict of :class:`SessionKit` keyword arguments (without
     ``secret_keys``, the keys come from ``SESSIONKIT_SECRET_KEYS``), or a ``SessionKit``.
     Without ``SESSIONKIT``, everything comes from the environment. Built again when a test
-    overrides the setting. sessionkit's own forgery checks are off here, since Django's
-    ``CsrfViewMiddleware`` does that work, unless ``SESSIONKIT`` has a ``forgery``,
-    ``trusted_origins`` or ``csrf_exempt`` entry (a ``SessionKit`` is used as built).
+    overrides the setting.
     """
     global _kit
     kit = _kit
@@ -141,8 +137,6 @@ def _build_kit() -> SessionKit:
             "settings.SESSIONKIT must be a dict of SessionKit keyword arguments "
             f"(or a SessionKit), not {type(config).__name__}"
         )
-    if not any(name in config for name in _FORGERY_SETTINGS):
-        config = {**config, "forgery": ForgeryPolicy(enabled=False)}
     try:
         if "secret_keys" in config:
             return SessionKit(**config)
@@ -221,7 +215,7 @@ def opt_in(request: HttpRequest) -> None:
 
 
 def csrf_token(request: HttpRequest, action: str | None = None) -> str:
-    """A fresh sessionkit anti-forgery token (when its checks are on; see :func:`get_kit`)."""
+    """A fresh sessionkit anti-forgery token, for a kit given forgery settings."""
     return _csrf_token(_state(request), action)
 
 
@@ -348,6 +342,8 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
         self.SessionStore = SessionStore
         header = self.kit.forgery.policy.token_header.upper().replace("-", "_")
         self._token_key = "HTTP_" + header
+        # Django's CsrfViewMiddleware does this work unless the kit was asked to.
+        self._forgery = self.kit.forgery.configured and bool(self.kit.forgery)
 
     def __call__(self, request: HttpRequest) -> Any:
         """Handle one request (a coroutine when Django runs the chain asynchronously)."""
@@ -408,7 +404,7 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
                 meta.get(self._token_key),
                 meta.get("CONTENT_TYPE"),
             )
-            if self.kit.forgery
+            if self._forgery
             else None
         )
         return self.kit.open(
