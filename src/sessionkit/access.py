@@ -50,12 +50,12 @@ def opt_in(state: RequestState) -> None:
 
 
 def csrf_token(state: RequestState, action: str | None = None) -> str:
-    """A fresh anti-forgery token for a form of this request's page.
+    """A fresh anti-forgery token of this request's session.
 
     Put it in a hidden field named ``csrf_token`` (first in the form), or send it in the
-    ``X-CSRF-Token`` header. ``action`` is the path the form posts to (by default this
-    request's path): a token is valid only under the token path prefix covering it.
-    Each call gives a different value (masked); all of them stay valid until the
-    session logs in, logs out or rotates.
+    ``X-CSRF-Token`` header. The token is valid on every token path; with ``action``
+    (the path the form posts to) it is bound to the token path prefix covering that
+    path, and refused under any other. Each call gives a different value (masked); all
+    of them stay valid until the session logs in, logs out or rotates.
     """
     return _exchange(state).csrf_token(action)

@@ -317,17 +317,18 @@ class Exchange:
         return kit.forgery.refusal(reason, self.request.accept)
 
     def csrf_token(self, action: str | None = None) -> str:
-        """A fresh anti-forgery token for a form that posts to ``action`` (this path).
+        """A fresh anti-forgery token of this session.
 
-        The token is bound to this session: an empty session is kept (under
-        :data:`~sessionkit.forgery.TOKEN_MARKER`) so that it comes back with the form.
-        Make it after any login, logout or rotation in this request.
+        Site-wide by default; with ``action`` (the path a form posts to), bound to the
+        token path prefix covering it and refused under any other. The session is kept
+        even when empty (under :data:`~sessionkit.forgery.TOKEN_MARKER`) so that it comes
+        back with the form. Make it after any login, logout or rotation in this request.
         """
         session = self.session
         if session.is_empty:
             session[TOKEN_MARKER] = True
         state = session.state
-        scope = self._kit.forgery.scope_for(self.request.path if action is None else action)
+        scope = "" if action is None else self._kit.forgery.scope_for(action)
         return self._kit.forgery.mint(state.family, state.generation, scope)
 
     # -- the visitor id ------------------------------------------------------------

@@ -19,7 +19,8 @@ On the paths listed in :attr:`ForgeryPolicy.token_paths`, an unsafe request must
 carry a session-bound token (the ``X-CSRF-Token`` header or the ``csrf_token`` form
 field). A token is an HMAC-SHA256, under the key ring's ``forgery`` subkey, of the
 session's family, its generation (which changes on login, logout and explicit rotation,
-not on timed rotation) and the token path prefix the form posts to. Each render masks it
+not on timed rotation) and a scope: ``""`` for a site-wide token, valid on every token
+path, or the token path prefix a form posts to, valid under that prefix only. Each render masks it
 with fresh random bytes (one-time pad, as BREACH defences do), so compressed HTML never
 repeats it. Tokens are compared with :func:`hmac.compare_digest` only.
 
@@ -551,6 +552,7 @@ class Forgery:
     def verify(self, sent: str | None, family: str, generation: int, scope: str) -> str | None:
         """The reason to refuse token ``sent`` for this session and scope, or None.
 
+        A token bound to ``scope`` passes, and so does a site-wide one (scope ``""``).
         Any key of the ring is accepted, so tokens survive a key rotation.
         """
         if sent is None or not sent.strip():
@@ -568,7 +570,8 @@ class Forgery:
         )
         valid = False
         for key in self._keys:
-            valid |= hmac.compare_digest(mac, self._mac(key, family, generation, scope))
+            for bound in ("", scope) if scope else ("",):
+                valid |= hmac.compare_digest(mac, self._mac(key, family, generation, bound))
         return None if valid else TOKEN_INVALID
 
     def decide(
@@ -603,7 +606,7 @@ class Forgery:
         return None, check
 
     def scope_for(self, path: str) -> str:
-        """The scope a token for a form posting to ``path`` is bound to."""
+        """The scope a token for a form posting to ``path`` is bound to (``""``: site-wide)."""
         return token_scope(self.policy, path) or ""
 
     def refusal(self, reason: str, accept: str | None) -> EarlyResponse:

@@ -268,11 +268,14 @@ async def test_a_token_field_is_found_in_a_large_multipart_body(
 async def test_a_token_for_another_token_path_is_refused(build: Callable[..., Starlette]) -> None:
     app = build(forgery=ForgeryPolicy(token_paths=["/app", "/transfer"]))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=APP) as c:
-        for_app = (await c.get("/app/form")).json()["token"]
+        for_app = (await c.get("/app/form?action=/app/transfer")).json()["token"]
         for_transfer = (await c.get("/app/form?action=/transfer")).json()["token"]
+        site_wide = (await c.get("/app/form")).json()["token"]
         assert (await c.post("/transfer", data={"csrf_token": for_app})).status_code == 403
         assert (await c.post("/transfer", data={"csrf_token": for_transfer})).status_code == 200
         assert (await c.post("/app/transfer", data={"csrf_token": for_app})).status_code == 200
+        assert (await c.post("/app/transfer", data={"csrf_token": for_transfer})).status_code == 403
+        assert (await c.post("/transfer", data={"csrf_token": site_wide})).status_code == 200
 
 
 # --------------------------------------------------------------------------- WebSockets

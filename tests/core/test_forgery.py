@@ -312,6 +312,9 @@ def test_a_token_verifies_for_its_session_generation_and_scope() -> None:
     assert forgery.verify(token, FAMILY, 4, "/app") == "token_invalid"
     assert forgery.verify(token, FAMILY, 3, "/app/admin") == "token_invalid"
     assert forgery.verify(token, FAMILY, 3, "") == "token_invalid"
+    site_wide = forgery.mint(FAMILY, 3, "")
+    assert forgery.verify(site_wide, FAMILY, 3, "/app") is None
+    assert forgery.verify(site_wide, FAMILY, 3, "") is None
     assert forgery.verify(None, FAMILY, 3, "/app") == "token_missing"
     assert forgery.verify("", FAMILY, 3, "/app") == "token_missing"
     for bad in ("x", token[:-1], token + "A", "!" * len(token), "é" * len(token)):
@@ -343,7 +346,7 @@ def test_a_token_of_any_other_session_is_refused(
         assert _FORGERY.verify(token, other, other_generation, scope) == "token_invalid"
 
 
-@given(st.text(max_size=30), st.text(max_size=30))
+@given(st.text(min_size=1, max_size=30), st.text(max_size=30))
 def test_a_token_for_another_scope_is_refused(scope: str, other: str) -> None:
     token = _FORGERY.mint(FAMILY, 1, scope)
     assert (_FORGERY.verify(token, FAMILY, 1, other) is None) == (scope == other)
@@ -594,8 +597,9 @@ def test_a_token_survives_a_timed_rotation(make_kit: KitFactory, clock: Any) -> 
 def test_a_token_is_bound_to_the_token_path_it_posts_to(make_kit: KitFactory) -> None:
     kit, _ = _events(make_kit, forgery=ForgeryPolicy(token_paths=["/app", "/admin"]))
     page = kit.open(None, path="/app/page")
-    for_app = page.csrf_token()
+    for_app = page.csrf_token("/app/save")
     for_admin = page.csrf_token("/admin/users")
+    site_wide = page.csrf_token()
     cookie = _cookie_of(page)
 
     def refused(path: str, token: str) -> bool:
@@ -606,3 +610,5 @@ def test_a_token_is_bound_to_the_token_path_it_posts_to(make_kit: KitFactory) ->
     assert refused("/admin/users", for_app)
     assert not refused("/admin/users", for_admin)
     assert refused("/app/save", for_admin)
+    assert not refused("/app/save", site_wide)
+    assert not refused("/admin/users", site_wide)

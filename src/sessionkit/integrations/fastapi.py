@@ -75,10 +75,10 @@ def get_visitor(connection: HTTPConnection) -> str | None:
 
 
 def get_csrf_token(connection: HTTPConnection) -> str:
-    """A fresh anti-forgery token for a form of this page, for ``Depends(get_csrf_token)``.
+    """A fresh site-wide anti-forgery token, for ``Depends(get_csrf_token)``.
 
     Put it in the form's hidden ``csrf_token`` field or send it in ``X-CSRF-Token``;
-    :func:`sessionkit.asgi.csrf_token` takes the form's target path when it differs.
+    :func:`sessionkit.asgi.csrf_token` makes one bound to a token path.
     """
     _require(connection)
     return csrf_token(connection.scope)

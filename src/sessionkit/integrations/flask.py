@@ -248,10 +248,11 @@ def current_visitor() -> str | None:
 
 
 def current_csrf_token(action: str | None = None) -> str:
-    """A fresh anti-forgery token for a form of the current request's page.
+    """A fresh anti-forgery token of the current request's session.
 
-    Templates call it as ``{{ csrf_token() }}`` (or ``{{ csrf_token("/transfer") }}`` for
-    a form posting elsewhere); see :func:`sessionkit.wsgi.csrf_token`.
+    Templates call it as ``{{ csrf_token() }}`` (or ``{{ csrf_token("/admin/delete") }}``
+    for a token bound to the token path a form posts to); see
+    :func:`sessionkit.wsgi.csrf_token`.
     """
     environ = flask.request.environ
     if _ENVIRON_SESSION not in environ:
