@@ -592,10 +592,13 @@ class Forgery:
         if method in policy.safe_methods:
             return None, None
         if method == "WEBSOCKET":
+            # A handshake has no body, and a browser's WebSocket sets no headers: Origin
+            # is all there is to check.
             reason = check_websocket(policy, path, provenance, trusted_hops)
+            needs_token = False
         else:
             reason = check_origin(policy, method, path, provenance, trusted_hops)
-        needs_token = reason is None and token_required(policy, method, path)
+            needs_token = reason is None and token_required(policy, method, path)
         if (reason is not None or needs_token) and exempt is not None and exempt():
             return None, None
         if not needs_token:

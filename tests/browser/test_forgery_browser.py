@@ -7,7 +7,8 @@ site). The attacker's page auto-submits a form to the app, and posts to it with
 ``fetch(..., {mode: "no-cors", credentials: "include"})``: both are refused and the
 session is unchanged. The app's own form and ``fetch``, carrying the session-bound
 token, are accepted. A WebSocket from the attacker's origin is refused; the app's own
-connects. The same app runs as raw ASGI (Starlette), FastAPI, Flask and raw WSGI.
+connects. The same app runs as raw ASGI (Starlette), FastAPI, Flask and raw WSGI, and
+Django (with sessionkit's checks turned on) in a process of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -33,7 +36,14 @@ import sessionkit.asgi
 import sessionkit.wsgi
 from sessionkit.forgery import ForgeryPolicy
 from sessionkit.integrations import flask as flask_integration
-from support import running_uvicorn, running_werkzeug
+from support import (
+    free_port,
+    running_uvicorn,
+    running_werkzeug,
+    start_uvicorn_process,
+    stop_process,
+    wait_for_port,
+)
 
 SERVER_TIMEOUT = 10.0
 WAIT_MS = 10_000
@@ -166,7 +176,7 @@ APPS: dict[str, tuple[Callable[[sessionkit.SessionKit], Any], bool]] = {
 
 async def attacker(request: Request) -> Response:
     """The attacker's pages: ``/form``, ``/fetch`` and ``/ws`` against ``?target=``."""
-    target = json.dumps(request.query_params["target"])
+    target = json.dumps(request.query_params.get("target", ""))
     kind = request.path_params["kind"]
     if kind == "form":
         script = "document.getElementById('f').submit();"
@@ -216,7 +226,7 @@ def serving(name: str, kit: sessionkit.SessionKit) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("name", sorted(APPS))
-def test_cross_origin_posts_are_refused_and_the_apps_own_are_accepted(
+def test_cross_origin_requests_are_refused_and_the_apps_own_are_accepted(
     name: str, attacker_port: int, browser_context: Callable[..., Any]
 ) -> None:
     events: list[sessionkit.SecurityEvent] = []
@@ -265,23 +275,47 @@ def test_cross_origin_posts_are_refused_and_the_apps_own_are_accepted(
         assert balance() == 85
         assert len(events) == 4
 
+        if APPS[name][1]:
+            page.goto(f"http://localhost:{attacker_port}/ws?target={app}")
+            page.wait_for_function("document.title.startsWith('closed')", timeout=WAIT_MS)
+            assert page.title() == "closed:1006"  # refused before the handshake completed
+            assert events[4:] == [events[4]]
+            assert events[4].reason == "origin_mismatch"
+            page.goto(app + "/form")
+            assert page.evaluate("ownSocket()") == "welcome"
+            assert len(events) == 5
 
-@pytest.mark.parametrize("name", ["asgi", "fastapi"])
-def test_a_cross_origin_websocket_is_refused(
-    name: str, attacker_port: int, browser_context: Callable[..., Any]
+
+def test_django_with_sessionkits_checks_refuses_cross_origin_posts(
+    attacker_port: int, browser_context: Callable[..., Any], tmp_path: Path
 ) -> None:
-    events: list[sessionkit.SecurityEvent] = []
-    kit = sessionkit.SessionKit(
-        secret_keys=[sessionkit.generate_key()],
-        insecure_development=True,
-        on_security_event=events.append,
-    )
-    with serving(name, kit) as app:
+    port = free_port()
+    log = tmp_path / "django.log"
+    env = {**os.environ, "SESSIONKIT_SECRET_KEYS": sessionkit.generate_key()}
+    here = Path(__file__).parent
+    process = start_uvicorn_process("forgery_django_app:create", here, port, log, env)
+    try:
+        assert wait_for_port(port, process, SERVER_TIMEOUT), log.read_text()
+        app = f"http://127.0.0.1:{port}"
         page = browser_context().new_page()
-        page.goto(f"http://localhost:{attacker_port}/ws?target={app}")
-        page.wait_for_function("document.title.startsWith('closed')", timeout=WAIT_MS)
-        assert page.title() == "closed:1006"
-        assert [e.reason for e in events] == ["origin_mismatch"]
+
+        def balance() -> int:
+            value: int = page.request.get(app + "/balance").json()["balance"]
+            return value
+
         page.goto(app + "/form")
-        assert page.evaluate("ownSocket()") == "welcome"
-        assert len(events) == 1
+        for origin in (f"http://127.0.0.1:{attacker_port}", f"http://localhost:{attacker_port}"):
+            with page.expect_response(lambda r: r.url == app + "/transfer") as answer:
+                page.goto(f"{origin}/form?target={app}")
+            assert answer.value.status == 403
+            page.goto(f"{origin}/fetch?target={app}")
+            page.wait_for_function("document.title === 'sent'", timeout=WAIT_MS)
+        assert balance() == 100
+        page.goto(app + "/form")
+        assert page.evaluate("ownFetch()") == 200
+        with page.expect_navigation():
+            page.click("button")
+        assert page.locator("#balance").inner_text() == "85"
+    finally:
+        stop_process(process)
+    assert log.read_text().count("refused POST /transfer as forged: cross_site") == 4

@@ -520,6 +520,10 @@ def test_a_websocket_handshake_is_judged_by_origin(make_kit: KitFactory) -> None
     ok = ws._replace(origin=APP)
     assert kit.open(None, method="WEBSOCKET", path="/ws", provenance=ok).early is None
     assert [e.reason for e in events] == ["origin_mismatch"]
+    tokens = make_kit(forgery=ForgeryPolicy(token_paths=["/"]))
+    handshake = tokens.open(None, method="WEBSOCKET", path="/ws", provenance=ok)
+    assert handshake.early is None
+    assert handshake.token_check is None  # a browser's WebSocket can send no token
 
 
 def _cookie_of(exchange: Any) -> str:
