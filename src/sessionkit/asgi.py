@@ -47,6 +47,41 @@ _UNSET: Any = object()
 _POLICY_VIOLATION = 1008
 
 
+# Where each header of interest is kept while the headers are read.
+(
+    _COOKIE,
+    _FORWARDED_FOR,
+    _GPC,
+    _DNT,
+    _ACCEPT,
+    _USER_AGENT,
+    _HOST,
+    _ORIGIN,
+    _REFERER,
+    _FETCH_SITE,
+    _CONTENT_TYPE,
+    _FORWARDED_HOST,
+    _FORWARDED_PROTO,
+    _TOKEN,
+) = range(14)
+_SLOTS = 14
+_HEADER_SLOTS = {
+    b"cookie": _COOKIE,
+    b"x-forwarded-for": _FORWARDED_FOR,
+    b"sec-gpc": _GPC,
+    b"dnt": _DNT,
+    b"accept": _ACCEPT,
+    b"user-agent": _USER_AGENT,
+    b"host": _HOST,
+    b"origin": _ORIGIN,
+    b"referer": _REFERER,
+    b"sec-fetch-site": _FETCH_SITE,
+    b"content-type": _CONTENT_TYPE,
+    b"x-forwarded-host": _FORWARDED_HOST,
+    b"x-forwarded-proto": _FORWARDED_PROTO,
+}
+
+
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
 
@@ -139,7 +174,9 @@ class SessionMiddleware:
         self.kit = kit
         #: Asked, before a forgery refusal, whether the app's route is exempt.
         self.csrf_exempt = csrf_exempt
-        self._token_header = kit.forgery.policy.token_header.lower().encode("latin-1")
+        token_header = kit.forgery.policy.token_header.lower().encode("latin-1")
+        #: Header name -> where its value goes (the token header's name is the kit's).
+        self._slots = {**_HEADER_SLOTS, token_header: _TOKEN}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -148,77 +185,51 @@ class SessionMiddleware:
             return
         cookies: list[str] = []
         forwarded: list[str] = []
-        gpc: str | None = None
-        dnt: str | None = None
-        accept: str | None = None
-        agent: str | None = None
-        origin: str | None = None
-        referer: str | None = None
-        fetch_site: str | None = None
-        host: str | None = None
-        fwd_host: str | None = None
-        fwd_proto: str | None = None
-        token: str | None = None
-        content_type: str | None = None
-        token_header = self._token_header
+        found: list[str | None] = [None] * _SLOTS
+        slots = self._slots
         for name, value in scope["headers"]:
-            if name == b"cookie":
+            slot = slots.get(name)
+            if slot is None:
+                continue
+            if slot == _COOKIE:
                 cookies.append(value.decode("latin-1"))
-            elif name == b"sec-gpc":
-                gpc = value.decode("latin-1")
-            elif name == b"dnt":
-                dnt = value.decode("latin-1")
-            elif name == b"accept":
-                accept = value.decode("latin-1")
-            elif name == b"x-forwarded-for":
+            elif slot == _FORWARDED_FOR:
                 forwarded.append(value.decode("latin-1"))
-            elif name == b"user-agent":
-                agent = value.decode("latin-1")
-            elif name == b"host":
-                host = value.decode("latin-1")
-            elif name == b"origin":
-                origin = value.decode("latin-1")
-            elif name == b"sec-fetch-site":
-                fetch_site = value.decode("latin-1")
-            elif name == b"referer":
-                referer = value.decode("latin-1")
-            elif name == b"content-type":
-                content_type = value.decode("latin-1")
-            elif name == token_header:
-                token = value.decode("latin-1")
-            elif name == b"x-forwarded-host":
-                fwd_host = value.decode("latin-1")
-            elif name == b"x-forwarded-proto":
-                fwd_proto = value.decode("latin-1")
+            else:
+                found[slot] = value.decode("latin-1")
         client = scope.get("client")
         http = scope["type"] == "http"
-        if host is None:
-            server = scope.get("server")
-            if server and server[1] is not None:
-                host = f"{server[0]}:{server[1]}"
-        provenance = Provenance(
-            origin,
-            referer,
-            fetch_site,
-            host,
-            scope.get("scheme") or ("http" if http else "ws"),
-            fwd_host,
-            fwd_proto,
-            token,
-            content_type,
-        )
+        method = scope["method"] if http else "WEBSOCKET"
+        provenance = None
+        if self.kit.forgery.checks(method):
+            host = found[_HOST]
+            if host is None:
+                server = scope.get("server")
+                if server and server[1] is not None:
+                    host = f"{server[0]}:{server[1]}"
+            provenance = Provenance(
+                found[_ORIGIN],
+                found[_REFERER],
+                found[_FETCH_SITE],
+                host,
+                scope.get("scheme") or ("http" if http else "ws"),
+                found[_FORWARDED_HOST],
+                found[_FORWARDED_PROTO],
+                found[_TOKEN],
+                found[_CONTENT_TYPE],
+            )
         exempt = self.csrf_exempt
         exchange = self.kit.open(
             "; ".join(cookies) if cookies else None,
             client=client[0] if client else None,
-            sec_gpc=gpc,
-            dnt=dnt,
+            sec_gpc=found[_GPC],
+            dnt=found[_DNT],
             forwarded_for=", ".join(forwarded) if forwarded else None,
-            method=scope["method"] if http else "WEBSOCKET",
+            method=method,
             path=scope["path"],
             query=scope.get("query_string", b"").decode("latin-1"),
-            accept=accept,
-            user_agent=agent,
+            accept=found[_ACCEPT],
+            user_agent=found[_USER_AGENT],
             provenance=provenance,
             exempt=None if exempt is None else partial(exempt, scope),
         )
@@ -231,7 +242,7 @@ class SessionMiddleware:
             if check.header is None and check.form:
                 body, complete, receive = await _body_prefix(receive)
                 field = self.kit.forgery.policy.token_field
-                sent = form_token(body, content_type, field, complete=complete)
+                sent = form_token(body, found[_CONTENT_TYPE], field, complete=complete)
             early = exchange.check_token(sent)
         if early is not None:
             if http:

@@ -169,6 +169,8 @@ def _prefixes(name: str, values: Iterable[str]) -> tuple[str, ...]:
 
 
 def _normalise(path: str) -> str:
+    if path.startswith("/") and "//" not in path and "/." not in path:
+        return path
     collapsed = posixpath.normpath("/" + path.lstrip("/"))
     return collapsed if collapsed.endswith("/") or not path.endswith("/") else collapsed + "/"
 
@@ -438,17 +440,16 @@ def token_scope(policy: ForgeryPolicy, path: str) -> str | None:
     The path is read as written and once normalised (no ``.``, ``..`` or ``//``); when
     either form is covered, a token is asked for, bound to the longest prefix found.
     """
-    if not policy.token_paths:
+    paths = policy.token_paths
+    if not paths:
         return None
-    found = [
-        prefix
-        for prefix in (
-            _longest(policy.token_paths, path),
-            _longest(policy.token_paths, _normalise(path)),
-        )
-        if prefix is not None
-    ]
-    return max(found, key=len) if found else None
+    found = _longest(paths, path)
+    normal = _normalise(path)
+    if normal is not path:
+        other = _longest(paths, normal)
+        if other is not None and (found is None or len(other) > len(found)):
+            found = other
+    return found
 
 
 def token_required(policy: ForgeryPolicy, method: str, path: str) -> bool:
@@ -538,6 +539,13 @@ class Forgery:
     def __bool__(self) -> bool:
         return self.policy.enabled
 
+    def checks(self, method: str) -> bool:
+        """Whether requests with ``method`` (``"WEBSOCKET"``: a handshake) are checked.
+
+        Front ends build a :class:`Provenance` only for those.
+        """
+        return self.policy.enabled and method not in self.policy.safe_methods
+
     def _mac(self, key: bytes, family: str, generation: int, scope: str) -> bytes:
         message = f"{family}\x00{generation}\x00{scope}".encode("utf-8", "surrogatepass")
         return hmac.digest(key, message, "sha256")
@@ -591,22 +599,25 @@ class Forgery:
         policy = self.policy
         if method in policy.safe_methods:
             return None, None
+        site = provenance.fetch_site
+        if (site == "same-origin" or site == "none") and not policy.token_paths:
+            # What a current browser sends from the app's own pages: nothing more to ask.
+            return None, None
         if method == "WEBSOCKET":
             # A handshake has no body, and a browser's WebSocket sets no headers: Origin
             # is all there is to check.
             reason = check_websocket(policy, path, provenance, trusted_hops)
+            scope = None
             needs_token = False
         else:
             reason = check_origin(policy, method, path, provenance, trusted_hops)
-            needs_token = reason is None and token_required(policy, method, path)
+            scope = None if reason is not None else token_scope(policy, path)
+            needs_token = scope is not None and not policy.exempts(path)
         if (reason is not None or needs_token) and exempt is not None and exempt():
             return None, None
-        if not needs_token:
+        if not needs_token or scope is None:
             return reason, None
-        check = TokenCheck(
-            self.scope_for(path), provenance.token, reads_form(provenance.content_type)
-        )
-        return None, check
+        return None, TokenCheck(scope, provenance.token, reads_form(provenance.content_type))
 
     def scope_for(self, path: str) -> str:
         """The scope a token for a form posting to ``path`` is bound to (``""``: site-wide)."""

@@ -54,20 +54,23 @@ class SessionMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Handle one WSGI request."""
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        host = environ.get("HTTP_HOST")
-        if host is None and "SERVER_NAME" in environ:
-            host = f"{environ['SERVER_NAME']}:{environ.get('SERVER_PORT', '')}".rstrip(":")
-        provenance = Provenance(
-            environ.get("HTTP_ORIGIN"),
-            environ.get("HTTP_REFERER"),
-            environ.get("HTTP_SEC_FETCH_SITE"),
-            host,
-            environ.get("wsgi.url_scheme", "http"),
-            environ.get("HTTP_X_FORWARDED_HOST"),
-            environ.get("HTTP_X_FORWARDED_PROTO"),
-            environ.get(self._token_key),
-            environ.get("CONTENT_TYPE"),
-        )
+        method = environ.get("REQUEST_METHOD", "GET")
+        provenance = None
+        if self.kit.forgery.checks(method):
+            host = environ.get("HTTP_HOST")
+            if host is None and "SERVER_NAME" in environ:
+                host = f"{environ['SERVER_NAME']}:{environ.get('SERVER_PORT', '')}".rstrip(":")
+            provenance = Provenance(
+                environ.get("HTTP_ORIGIN"),
+                environ.get("HTTP_REFERER"),
+                environ.get("HTTP_SEC_FETCH_SITE"),
+                host,
+                environ.get("wsgi.url_scheme", "http"),
+                environ.get("HTTP_X_FORWARDED_HOST"),
+                environ.get("HTTP_X_FORWARDED_PROTO"),
+                environ.get(self._token_key),
+                environ.get("CONTENT_TYPE"),
+            )
         exempt = self.csrf_exempt
         exchange = self.kit.open(
             environ.get("HTTP_COOKIE"),
@@ -75,7 +78,7 @@ class SessionMiddleware:
             sec_gpc=environ.get("HTTP_SEC_GPC"),
             dnt=environ.get("HTTP_DNT"),
             forwarded_for=environ.get("HTTP_X_FORWARDED_FOR"),
-            method=environ.get("REQUEST_METHOD", "GET"),
+            method=method,
             path=path.encode("latin-1", "replace").decode("utf-8", "replace"),
             query=environ.get("QUERY_STRING", ""),
             accept=environ.get("HTTP_ACCEPT"),
@@ -92,7 +95,7 @@ class SessionMiddleware:
             if check.header is None and check.form:
                 body, complete = _body_prefix(environ)
                 field = self.kit.forgery.policy.token_field
-                sent = form_token(body, provenance.content_type, field, complete=complete)
+                sent = form_token(body, environ.get("CONTENT_TYPE"), field, complete=complete)
             early = exchange.check_token(sent)
         if early is not None:
             start_response(early.status_line, early.headers)

@@ -404,7 +404,7 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
                 meta.get(self._token_key),
                 meta.get("CONTENT_TYPE"),
             )
-            if self._forgery
+            if self._forgery and self.kit.forgery.checks(request.method or "GET")
             else None
         )
         return self.kit.open(
