@@ -296,3 +296,56 @@ async def test_a_websocket_from_another_origin_is_refused(
     assert json.dumps(accepted[1]).count("hello") == 1
     assert (await run_websocket(app, []))[0]["type"] == "websocket.accept"
     assert [e.reason for e in events] == ["origin_mismatch"]
+
+
+async def test_a_body_in_many_messages_is_read_for_the_token_and_replayed(
+    build: Callable[..., Starlette],
+) -> None:
+    app = build(forgery=ForgeryPolicy(token_paths=["/app"]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=APP) as c:
+        page = await c.get("/app/form")
+        token = page.json()["token"]
+        cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
+    body = f"csrf_token={token}&pad=".encode() + b"p" * 100_000
+    chunks = [body[i : i + 7000] for i in range(0, len(body), 7000)]
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+    pulled = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal pulled
+        pulled += 1
+        if messages:
+            return messages.pop(0)
+        return {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/app/transfer",
+        "raw_path": b"/app/transfer",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"app.example"),
+            (b"cookie", cookie.encode()),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("app.example", 443),
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 200
+    assert json.loads(sent[1]["body"])["length"] == len(body)
+    assert pulled == len(chunks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -50,6 +51,10 @@ def flask_app(kit: sessionkit.SessionKit) -> flask.Flask:
     def balance() -> dict[str, Any]:
         return {"balance": flask.session.get("balance")}
 
+    @app.post("/upload")
+    def upload() -> dict[str, Any]:
+        return {"size": len(flask.request.files["file"].read()), "n": flask.request.form["n"]}
+
     @app.post("/hooks/<name>")
     @flask_integration.csrf_exempt
     def hook(name: str) -> dict[str, str]:
@@ -97,6 +102,15 @@ def test_flask_templates_get_a_session_bound_token(
     assert client.post("/transfer", base_url=APP, data={"note": "hi"}).status_code == 403
     assert client.post("/hooks/pay", base_url=APP).status_code == 200  # exempt: no token
     assert [e.reason for e in events] == ["token_missing"]
+
+
+def test_flask_gets_a_large_upload_whole_after_the_token_is_read(make_kit: KitFactory) -> None:
+    client = flask_app(make_kit(forgery=ForgeryPolicy(token_paths=["/"]))).test_client()
+    token = _token_in(client.get("/form", base_url=APP).data)
+    big = b"\x00\xff" * 150_000
+    data = {"csrf_token": token, "n": "7", "file": (io.BytesIO(big), "a.bin")}
+    response = client.post("/upload", base_url=APP, data=data, content_type="multipart/form-data")
+    assert response.json == {"size": len(big), "n": "7"}
 
 
 def test_flask_token_helper_outside_a_request_says_why(make_kit: KitFactory) -> None:
