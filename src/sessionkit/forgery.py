@@ -362,10 +362,11 @@ class TokenCheck(NamedTuple):
 
 
 def _hop(value: str | None, hops: int) -> str | None:
+    """The entry the outermost of ``hops`` trusted proxies wrote, or None (see kit.py)."""
     if not value:
         return None
     entries = [entry.strip() for entry in value.split(",")]
-    return entries[-hops] if len(entries) >= hops else entries[0]
+    return entries[-hops] if len(entries) >= hops else None
 
 
 def request_origin(provenance: Provenance, trusted_hops: int = 0) -> str | None:

@@ -173,6 +173,7 @@ def test_the_request_origin_follows_trusted_proxies_only() -> None:
     assert request_origin(behind, trusted_hops=1) == APP
     two = behind._replace(forwarded_proto="http, https", forwarded_host="evil.example, app.example")
     assert request_origin(two, trusted_hops=1) == APP
+    assert request_origin(behind, trusted_hops=2) == "http://10.0.0.5:8000"  # header too short
     assert request_origin(Provenance(host=None)) is None
     assert request_origin(Provenance(host="evil.example/@app.example")) is None
 
