@@ -214,6 +214,15 @@ def run(mode: Mode) -> Section:
                 status="not measured: wrk not installed",
             )
         )
+        section.headlines.append(
+            Headline(
+                "uvicorn httptools, read+write: sessionkit ÷ Starlette's",
+                None,
+                "throughput",
+                Target(1.3, at_least=True),
+                status="not measured: wrk not installed",
+            )
+        )
         return section
     workloads = ("rw", "ro") if mode.name == "full" else ("rw",)
     wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
@@ -300,6 +309,20 @@ def run(mode: Mode) -> Section:
                         alt_label="from server CPU time per request (bare's ÷ this)",
                     )
                 )
+            sk = rps[(w, http_impl, "sessionkit")]
+            st = rps[(w, http_impl, "starlette")]
+            section.headlines.append(
+                Headline(
+                    f"uvicorn {http_impl}, {WORKLOADS[w]}: sessionkit ÷ Starlette's",
+                    Summary.of(ratios(sk, st)),
+                    "throughput",
+                    Target(1.3, at_least=True) if http_impl == "httptools" else None,
+                    alt=Summary.of(
+                        ratios(cpu[(w, http_impl, "starlette")], cpu[(w, http_impl, "sessionkit")])
+                    ),
+                    alt_label="from server CPU time per request (Starlette's ÷ sessionkit's)",
+                )
+            )
             section.tables.append(
                 Table(
                     f"uvicorn --http {http_impl}, {WORKLOADS[w]}: requests per second",

@@ -19,9 +19,11 @@ at the end; without one, the Redis rows say "not available".
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import random
+import re
 import secrets
 import sqlite3
 import string
@@ -33,14 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import sessionkit
-from sessionkit.errors import SessionTooLarge
-from sessionkit.session import Session
+from sessionkit.asgi import SessionMiddleware as SessionKitMiddleware
+from sessionkit.families import FamilyRef, Record, new_record
+from sessionkit.session import State
 from sessionkit.stores import MemoryStore, SQLiteStore
-from sessionkit.stores.base import SessionRecord
 
 from . import core
 from .bench_asgi import BARE, STARLETTE, Spec, group, sessionkit_layers, starlette_layers
-from .core import NOW, Mode, Summary, measure, minus, ratios, us
+from .core import NOW, OTHER_COOKIE, Mode, Summary, measure, minus, ratios, us
 from .redis_server import RedisServer
 from .report import Curve, Headline, Panel, Row, Section, Table, Target
 
@@ -48,8 +50,13 @@ COOKIE_ONLY = "sessionkit, cookie only"
 KINDS = ("memory", "sqlite", "redis")
 LABELS = {"memory": "MemoryStore", "sqlite": "SQLiteStore", "redis": "RedisStore"}
 WORKLOADS = {"ro": "read-only", "rw": "read+write"}
+#: Store round trips a request needs: a read loads the record; a write loads it, then
+#: saves it over the version it read.
+ROUND_TRIPS = {"ro": 1.0, "rw": 2.0}
 #: Every pre-filled record lives this long after NOW (the kits' fixed clock).
 RECORD_TTL = 1800
+#: Where the kits of this section keep their records (all share BENCH_KEY).
+NAMESPACES = core.make_kit(visitor=False).namespaces
 
 
 def kit_with(store: Any) -> sessionkit.SessionKit:
@@ -92,22 +99,22 @@ class Stores:
 
     def fill(self, kind: str, store: Any, handle: Any, families: list[str]) -> None:
         """Add one anonymous live record per family, as sessionkit would have saved it."""
-        expires = NOW + RECORD_TTL
-        template = SessionRecord("@ID@", None, 0.0, None, None, expires).dumps()
-        core._require(template.count("@ID@") == 1, "record format changed")
-        head, tail = template.split("@ID@")
+        namespace = NAMESPACES[0]
+        until = NOW + RECORD_TTL
+        record = new_record(State.fresh(NOW), {"n": 1}, NOW)
+        text = record.dumps()
         if kind == "memory":
-            record = SessionRecord(families[0], None, 0.0, None, None, expires)
             for family in families:
-                store.save(family, record, NOW)
+                store.save(FamilyRef(family, None, NAMESPACES), None, record, until, NOW)
         elif kind == "sqlite":
             conn = sqlite3.connect(handle, isolation_level=None)
             try:
                 conn.execute("BEGIN")
                 conn.executemany(
-                    "INSERT INTO sessionkit_sessions (family, record, user_key, expires_at) "
-                    "VALUES (?, ?, NULL, ?)",
-                    ((f, f"{head}{f}{tail}", expires) for f in families),
+                    "INSERT INTO sessionkit_families "
+                    "(family, namespace, user_key, version, live, until, stored) "
+                    "VALUES (?, ?, NULL, ?, 1, ?, ?)",
+                    ((f, namespace, record.version, until, text) for f in families),
                 )
                 conn.execute("COMMIT")
             finally:
@@ -126,11 +133,10 @@ class Stores:
             for i in range(0, len(families), 50_000):
                 chunk = []
                 for f in families[i : i + 50_000]:
-                    k = f"{prefix}f:{f}".encode()
-                    v = f"{head}{f}{tail}".encode()
+                    k = f"{prefix}{namespace}:{{a:{f}}}".encode()
                     chunk.append(
                         b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$2\r\nPX\r\n$%d\r\n%s\r\n"
-                        % (len(k), k, len(v), v, len(ttl), ttl)
+                        % (len(k), k, len(text), text, len(ttl), ttl)
                     )
                 pipe.stdin.write(b"".join(chunk))
             pipe.stdin.close()
@@ -139,6 +145,9 @@ class Stores:
             core._require(
                 f"errors: 0, replies: {len(families)}" in out, f"redis --pipe failed: {out}"
             )
+            # The keys must be where the store looks: one of them loads as a record.
+            loaded = store.load(FamilyRef(families[0], None, NAMESPACES), NOW)
+            core._require(isinstance(loaded, Record), "pre-filled Redis keys are not found")
 
     def size(self, kind: str, store: Any, handle: Any) -> int:
         if kind == "memory":
@@ -146,7 +155,7 @@ class Stores:
         if kind == "sqlite":
             conn = sqlite3.connect(handle)
             try:
-                return int(conn.execute("SELECT COUNT(*) FROM sessionkit_sessions").fetchone()[0])
+                return int(conn.execute("SELECT COUNT(*) FROM sessionkit_families").fetchone()[0])
             finally:
                 conn.close()
         assert self.redis is not None
@@ -180,13 +189,7 @@ def sized_data(size: int) -> dict[str, Any]:
 
 def _fits_cookie(data: dict[str, Any]) -> bool:
     kit = core.make_kit(visitor=False)
-    session = Session(NOW)
-    session.update(data)
-    try:
-        kit.seal_session(session, NOW)
-    except SessionTooLarge:
-        return False
-    return True
+    return kit.session_spec.size(core.sealed_value(kit, data)) <= kit.max_cookie_bytes
 
 
 def _overhead_table(
@@ -276,11 +279,15 @@ def modes(mode: Mode, stores: Stores, section: Section) -> None:
             if stores.available(kind):
                 store, _ = stores.make(kind)
                 specs.append(
-                    Spec(f"sessionkit + {LABELS[kind]}", sessionkit_layers(kit_with(store)))
+                    Spec(
+                        f"sessionkit + {LABELS[kind]}",
+                        sessionkit_layers(kit_with(store)),
+                        cookie_on_write=False,
+                    )
                 )
             else:
                 missing.append(f"{LABELS[kind]}: not available (redis-server is not installed)")
-        g = group(specs, "raw", workload)
+        g = group(specs, "raw", workload, wall_clock=True)
         try:
             per_call, n = measure(g.runners, mode, mode.store_repeats)
             if stores.redis is not None:
@@ -302,30 +309,226 @@ def modes(mode: Mode, stores: Stores, section: Section) -> None:
         print(f"  stores: modes {WORKLOADS[workload]}", flush=True)
 
 
+def _script_commands() -> frozenset[str]:
+    """The commands the Redis store's Lua scripts call (Redis counts them by name too)."""
+    from sessionkit.stores import redis as redis_store
+
+    scripts = (
+        redis_store._LOAD,
+        redis_store._SAVE,
+        redis_store._REVOKE_USER,
+        redis_store._FAMILIES,
+    )
+    return frozenset(
+        name.lower() for s in scripts for name in re.findall(r"redis\.call\('([A-Za-z]+)'", s)
+    )
+
+
 def _round_trips(
     section: Section, runner: Callable[[int], int], redis: RedisServer, w: str
 ) -> None:
     n = 200
-    client, lua = redis.count_commands(lambda: runner(n))
-    per_request = sum(client.values()) / n
-    detail = ", ".join(f"{name} {count / n:g}" for name, count in sorted(client.items()))
-    inside = ", ".join(f"{name} {count / n:g}" for name, count in sorted(lua.items()))
+    counts = redis.count_commands(lambda: runner(n))
+    in_scripts = _script_commands()
+    client = {k: v for k, v in counts.items() if k not in in_scripts}
+    inside = {k: v for k, v in counts.items() if k in in_scripts}
+    per_request = sum(calls for calls, _ in client.values()) / n
+    server_us = sum(usec for _, usec in client.values()) / n
+    detail = ", ".join(f"{name} {calls / n:g}" for name, (calls, _) in sorted(client.items()))
+    inner = ", ".join(f"{name} {calls / n:g}" for name, (calls, _) in sorted(inside.items()))
     section.lines.append(
-        f"- Redis, {WORKLOADS[w]} request: **{per_request:g} round trips per request** "
+        f"- Redis, {WORKLOADS[w]} request: **{per_request:g} round "
+        f"trip{'' if per_request == 1 else 's'} per request** "
         f"({detail or 'none'}; sessionkit does not pipeline, so each command is one round "
-        f"trip); inside scripts: {inside or 'none'} (counted on the server with MONITOR over "
-        f"{n} requests)."
+        f"trip), {server_us:.0f} µs of server time per request; inside scripts: "
+        f"{inner or 'none'} (counted on the server with `INFO commandstats` over {n} "
+        "requests)."
     )
     section.headlines.append(
         Headline(
             f"RedisStore, {WORKLOADS[w]}: round trips per request",
             Summary.of([per_request]),
             "none",
-            Target(1.0, unit=""),
+            Target(ROUND_TRIPS[w], unit=""),
             detail=detail,
             unit="round trips",
         )
     )
+
+
+# ---------------------------------------------------------------------------- Redis memory
+
+#: Logged-in users (one browser each) created for the memory measurement.
+MEMORY_USERS = 200
+MEMORY_TARGET = 400.0
+#: Values longer than this (bytes; Redis's default is 64) turn a small hash from its compact
+#: listpack encoding into a hash table, and a record is longer.
+LISTPACK_SETTING = "hash-max-listpack-value"
+
+
+def _memory_app(data: dict[str, Any]) -> Any:
+    """``/anon`` writes an anonymous session; ``/login`` logs the scope's user in."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        session = scope["session"]
+        if scope["path"] == "/anon":
+            session["csrf"] = secrets.token_urlsafe(24)
+        else:
+            session.login(scope["bench.user"])
+            session.update(data)
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]}
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+def _key_kind(key: str) -> str:
+    if ":{a:" in key:
+        return "anonymous family (string)"
+    if key.endswith(":l"):
+        return "user's live families (sorted set)"
+    if key.endswith(":t"):
+        return "user's ended families (sorted set)"
+    return "user's families (hash: family -> record)"
+
+
+class _Usage:
+    """What ``MEMORY USAGE`` says of every key in one database, by kind of key."""
+
+    def __init__(self, client: Any) -> None:
+        self.bytes: dict[str, int] = {}
+        self.keys: dict[str, int] = {}
+        self.name_chars: dict[str, int] = {}
+        self.encodings: dict[str, set[str]] = {}
+        for raw in client.scan_iter(count=1000):
+            key = raw.decode()
+            kind = _key_kind(key)
+            self.bytes[kind] = self.bytes.get(kind, 0) + int(client.memory_usage(raw, samples=0))
+            self.keys[kind] = self.keys.get(kind, 0) + 1
+            self.name_chars[kind] = self.name_chars.get(kind, 0) + len(raw)
+            self.encodings.setdefault(kind, set()).add(client.object("encoding", raw).decode())
+
+    @property
+    def total(self) -> int:
+        return sum(self.bytes.values())
+
+
+def _login_all(
+    store: Any, data: dict[str, Any], users: range, *, anonymous_first: bool
+) -> list[int]:
+    """Log each user in from a new browser (after an anonymous session when asked)."""
+    from .bench_asgi import call, scope_with, set_cookies
+
+    app = SessionKitMiddleware(_memory_app(data), kit=kit_with(store))
+    loop = asyncio.new_event_loop()
+    sizes = []
+    try:
+        for user in users:
+            cookie = OTHER_COOKIE
+            if anonymous_first:
+                scope = scope_with(cookie)
+                scope["path"] = "/anon"
+                cookies = set_cookies(loop.run_until_complete(call(app, scope)))
+                core._require(len(cookies) == 1, f"anonymous write set {cookies}")
+                cookie = f"{cookie}; {cookies[0].split(';', 1)[0]}"
+            scope = scope_with(cookie)
+            scope["path"], scope["bench.user"] = "/login", user
+            cookies = set_cookies(loop.run_until_complete(call(app, scope)))
+            core._require(len(cookies) == 1, f"login set {cookies}")
+            sizes.append(len(cookies[0].split(";", 1)[0]))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    return sizes
+
+
+def redis_memory(stores: Stores, section: Section) -> None:
+    """Bytes Redis holds per logged-in session: ``MEMORY USAGE`` of every key logins made."""
+    import redis as redis_py
+
+    assert stores.redis is not None
+    data_bytes = len(json.dumps(core.SESSION_DATA).encode())
+    default_listpack = stores.redis.command("CONFIG", "GET", LISTPACK_SETTING).split()[-1]
+    flows = [
+        ("login, no session data", {}, False, None),
+        (f"login, the {data_bytes}-byte session", core.SESSION_DATA, False, None),
+        ("anonymous session (a CSRF token), then login, no data", {}, True, None),
+        (f"login, no session data, server with {LISTPACK_SETTING} 1024", {}, False, "1024"),
+    ]
+    rows = []
+    notes = []
+    for label, data, anonymous_first, listpack in flows:
+        store, db = stores.make("redis")
+        client = redis_py.Redis.from_url(stores.redis.url(db))
+        if listpack is not None:
+            stores.redis.command("CONFIG", "SET", LISTPACK_SETTING, listpack)
+        try:
+            users = range(1000, 1000 + MEMORY_USERS)
+            _login_all(store, data, users, anonymous_first=anonymous_first)
+            first = _Usage(client)
+            # The same users again from a second browser each: what one more session costs.
+            _login_all(store, data, users, anonymous_first=anonymous_first)
+            second = _Usage(client)
+        finally:
+            client.close()
+            if listpack is not None:
+                stores.redis.command("CONFIG", "SET", LISTPACK_SETTING, default_listpack)
+        per_session = first.total / MEMORY_USERS
+        extra = (second.total - first.total) / MEMORY_USERS
+        parts = ", ".join(
+            f"{kind} {first.bytes[kind] / MEMORY_USERS:.0f} B "
+            f"({first.keys[kind] / MEMORY_USERS:g} key, name "
+            f"{first.name_chars[kind] / first.keys[kind]:.0f} chars, "
+            f"{'/'.join(sorted(first.encodings[kind]))})"
+            for kind in sorted(first.bytes)
+        )
+        rows.append(
+            Row(
+                label,
+                Summary.of([per_session]),
+                overhead=Summary.of([extra]),
+                note=parts,
+            )
+        )
+        section.headlines.append(
+            Headline(
+                f"RedisStore: bytes per logged-in session ({label})",
+                Summary.of([per_session]),
+                "none",
+                Target(MEMORY_TARGET, unit=" B")
+                if not data and not anonymous_first and listpack is None
+                else None,
+                detail=parts,
+                unit="B",
+            )
+        )
+    state = State.fresh(NOW)._replace(user_id=1000, auth_time=int(NOW), generation=1)
+    record = new_record(state, {}, NOW).dumps()
+    header = record.split(b"\n", 1)[0]
+    notes.append(
+        f"{MEMORY_USERS} users, each logged in from a new browser through the middleware; "
+        "`MEMORY USAGE key SAMPLES 0` summed over every key of the database, divided by the "
+        "users; then the same users log in again from a second browser each"
+    )
+    notes.append(
+        f"a login-only record is {len(record)} bytes of text (its JSON header line "
+        f"{len(header)} bytes, then `{{}}`); family ids are 22 characters; this server's "
+        f"{LISTPACK_SETTING} is {default_listpack}: a hash holding a longer value is a hash "
+        "table, not a listpack"
+    )
+    section.tables.append(
+        Table(
+            "Redis memory per logged-in session (`MEMORY USAGE`)",
+            "bytes per session",
+            "",
+            rows,
+            overhead_label="bytes per extra session of the same user",
+            notes=notes,
+        )
+    )
+    print("  stores: Redis memory per session", flush=True)
 
 
 def live_sessions(mode: Mode, stores: Stores, section: Section) -> None:
@@ -350,10 +553,14 @@ def live_sessions(mode: Mode, stores: Stores, section: Section) -> None:
             for workload in ("ro", "rw"):
                 specs = [Spec(COOKIE_ONLY, sessionkit_layers(core.make_kit(visitor=False)))]
                 specs += [
-                    Spec(f"{LABELS[kind]}, {n_live:,} live", sessionkit_layers(kit_with(store)))
+                    Spec(
+                        f"{LABELS[kind]}, {n_live:,} live",
+                        sessionkit_layers(kit_with(store)),
+                        cookie_on_write=False,
+                    )
                     for n_live, store, _ in filled
                 ]
-                g = group(specs, "raw", workload)
+                g = group(specs, "raw", workload, wall_clock=True)
                 try:
                     per_call, n = measure(g.runners, mode, mode.store_repeats)
                 finally:
@@ -428,9 +635,10 @@ def session_sizes(mode: Mode, stores: Stores, section: Section) -> None:
                         f"sessionkit + {LABELS[kind]}",
                         sessionkit_layers(kit_with(store)),
                         data=data,
+                        cookie_on_write=False,
                     )
                 )
-        g = group(specs, "raw", "rw", bare_cookie_from=specs[1])
+        g = group(specs, "raw", "rw", bare_cookie_from=specs[1], wall_clock=True)
         try:
             per_call, n = measure(g.runners, mode, mode.store_repeats)
         finally:
@@ -501,7 +709,7 @@ def run(mode: Mode) -> Section:
                 "RedisStore: round trips per request",
                 None,
                 "none",
-                Target(1.0, unit=""),
+                Target(ROUND_TRIPS["ro"], unit=""),
                 status="not available: redis-server is not installed",
             )
         )
@@ -510,6 +718,8 @@ def run(mode: Mode) -> Section:
         section.lines.append("")
         floors(stores, section)
         modes(mode, stores, section)
+        if stores.redis is not None:
+            redis_memory(stores, section)
         live_sessions(mode, stores, section)
         session_sizes(mode, stores, section)
     finally:

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import cProfile
 import gc
+import itertools
 import json
 import os
 import pstats
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 
 from sessionkit.cookies import pick_cookies
 from sessionkit.seal import b64decode, b64encode
-from sessionkit.session import Session
+from sessionkit.session import check_timeouts, decode_payload, encode_payload
 
 from . import core
 
@@ -57,6 +58,12 @@ def _asgi_call(variant: core.AsgiVariant) -> Callable[[], None]:
     return once
 
 
+def _cycle(fn: Callable[[str], object], values: list[str]) -> Callable[[], object]:
+    """Call ``fn`` on the next of ``values`` each time (tokens not opened before)."""
+    it = itertools.cycle(values)
+    return lambda: fn(next(it))
+
+
 def rows() -> list[tuple[str, str, float]]:
     out: list[tuple[str, str, float]] = []
 
@@ -66,26 +73,35 @@ def rows() -> list[tuple[str, str, float]]:
     kit = core.make_kit(visitor=False)
     vkit = core.make_kit(visitor=True)
     now = core.NOW
-    session = core.filled_session(now)
+    codec = core.Codec(kit)
+    data = core.SESSION_DATA
+    state = codec.state
     name = kit.session_spec.name
-    value = core.sealed_value(kit, session)
-    plaintext = session.payload()
-    sealer = kit._sealer
+    value = codec.seal(data)
+    plaintext = encode_payload(state, data)
+    sealer = kit.sealer
     raw = b64decode(value)
     aead = sealer._cipher(raw[1:5], int.from_bytes(raw[5:9], "big"))
     nonce, body, ad = raw[9:21], raw[21:], raw[:9] + name.encode()
 
-    g = "seal (kit.seal_session)"
-    add(g, "kit.seal_session(session, now) total", lambda: kit.seal_session(session, now))
-    add(g, "  session.payload()  [json encode]", session.payload)
+    g = "seal (encode_payload + kit.sealer.seal)"
+    add(g, "codec.seal(data) total", lambda: codec.seal(data))
+    add(g, "  encode_payload(state, data)  [orjson]", lambda: encode_payload(state, data))
     add(g, "  sealer.seal(plaintext, now)", lambda: sealer.seal(plaintext, now))
     add(g, "    os.urandom(12)", lambda: os.urandom(12))
     add(g, "    AESGCM.encrypt", lambda: aead.encrypt(nonce, plaintext, ad))
     add(g, "    seal.b64encode(token)", lambda: b64encode(raw))
 
-    g = "open (kit.open_session)"
-    add(g, "kit.open_session(value, now) total", lambda: kit.open_session(value, now))
-    add(g, "  sealer.unseal(value, now)", lambda: sealer.unseal(value, now))
+    g = "open (kit.sealer.unseal + decode_payload + check_timeouts)"
+    fresh = [codec.seal(data) for _ in range(4096)]
+    add(g, "codec.open(value) total, a token not seen before", _cycle(codec.open, fresh))
+    add(g, "codec.open(value) total, the same token again (cached)", lambda: codec.open(value))
+    add(
+        g,
+        "  sealer.unseal(value, now), not seen before",
+        _cycle(lambda v: sealer.unseal(v, now), fresh),
+    )
+    add(g, "  sealer.unseal(value, now), cached", lambda: sealer.unseal(value, now))
     add(g, "    seal.b64decode(value)  [strict]", lambda: b64decode(value))
     add(
         g,
@@ -93,18 +109,9 @@ def rows() -> list[tuple[str, str, float]]:
         lambda: base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)),
     )
     add(g, "    AESGCM.decrypt", lambda: aead.decrypt(nonce, body, ad))
-    add(
-        g,
-        "  Session.opened(plaintext, now)",
-        lambda: Session.opened(
-            plaintext,
-            now,
-            idle_timeout=kit.idle_timeout,
-            absolute_timeout=kit.absolute_timeout,
-            max_clock_skew=kit.max_clock_skew,
-        ),
-    )
+    add(g, "  decode_payload(plaintext)", lambda: decode_payload(plaintext))
     add(g, "    orjson.loads(plaintext)", lambda: orjson.loads(plaintext))
+    add(g, "  check_timeouts(state, now)", lambda: check_timeouts(state, now, kit.timeouts))
 
     g = "exchange (kit.open + response headers), visitor off"
     cookie = dict(core.asgi_variants(core.app_untouched)[1].scope["headers"])[b"cookie"]
@@ -143,10 +150,11 @@ def rows() -> list[tuple[str, str, float]]:
     g = "visitor cookie (visitor on)"
     vspec = vkit.visitor_spec
     assert vspec is not None
-    codec = vkit._visitors
-    vid = codec.mint()
-    vvalue = codec.sign(vid, vspec.name)
-    add(g, "VisitorCodec.verify(value, name)", lambda: codec.verify(vvalue, vspec.name))
+    visitors = vkit.visitors
+    vvalue = visitors.sign(visitors.mint(), vspec.name)
+    add(
+        g, "VisitorCodec.verify(value, name)  [cached]", lambda: visitors.verify(vvalue, vspec.name)
+    )
     add(g, "  seal.b64decode(value)", lambda: b64decode(vvalue))
 
     g = "ASGI request, whole (µs incl. bare app)"

@@ -6,9 +6,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
 
@@ -97,62 +95,32 @@ class RedisServer:
         )
         return out.stdout.strip()
 
-    def count_commands(self, run: Callable[[], object]) -> tuple[Counter[str], Counter[str]]:
-        """Commands that clients sent while ``run()`` ran, and commands Lua scripts ran.
+    def commandstats(self) -> dict[str, tuple[int, int]]:
+        """``INFO commandstats``: command name -> (calls, server µs) since the server started."""
+        out: dict[str, tuple[int, int]] = {}
+        for line in self.command("INFO", "commandstats").splitlines():
+            if not line.startswith("cmdstat_"):
+                continue
+            name, _, fields = line[len("cmdstat_") :].partition(":")
+            values = dict(f.split("=", 1) for f in fields.split(","))
+            out[name] = (int(values["calls"]), int(values["usec"]))
+        return out
 
-        MONITOR prints every command with its origin: ``[db 127.0.0.1:port]`` for a
-        client's command (one round trip each, since sessionkit does not pipeline) and
-        ``[db lua]`` for a call made inside a script. (``INFO``'s
-        ``total_commands_processed`` counts both, so it cannot tell them apart.)
+    def count_commands(self, run: Callable[[], object]) -> dict[str, tuple[int, int]]:
+        """Calls and server µs of each command while ``run()`` ran, from ``INFO commandstats``.
+
+        Redis counts a command called inside a script under its own name too, so the caller
+        tells client commands from script calls by name. The ``INFO`` that took the first
+        snapshot is counted in the second, and is taken off here.
         """
-        monitor = subprocess.Popen(
-            ["redis-cli", "-p", str(self.port), "MONITOR"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert monitor.stdout is not None
-        lines: list[str] = []
-        done = threading.Event()
-        ready = threading.Event()
-
-        def read() -> None:
-            assert monitor.stdout is not None
-            for line in monitor.stdout:
-                if line.strip() == "OK":
-                    ready.set()
-                    continue
-                lines.append(line)
-                if '"bench-end-marker"' in line:
-                    done.set()
-                    return
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        try:
-            if not ready.wait(10):
-                raise RuntimeError("redis-cli MONITOR did not start")
-            self.command("ECHO", "bench-start-marker")
-            run()
-            self.command("ECHO", "bench-end-marker")
-            if not done.wait(30):
-                raise RuntimeError("MONITOR did not see the end marker")
-        finally:
-            monitor.terminate()
-            monitor.wait()
-        client: Counter[str] = Counter()
-        lua: Counter[str] = Counter()
-        started = False
-        for line in lines:
-            if '"bench-start-marker"' in line:
-                started = True
-                continue
-            if not started or '"bench-end-marker"' in line:
-                continue
-            try:
-                origin = line.split("[", 1)[1].split("]", 1)[0]
-                name = line.split("]", 1)[1].split('"')[1].upper()
-            except IndexError:
-                continue
-            (lua if origin.endswith(" lua") else client)[name] += 1
-        return client, lua
+        before = self.commandstats()
+        run()
+        after = self.commandstats()
+        diff: dict[str, tuple[int, int]] = {}
+        for name, (calls, usec) in after.items():
+            calls0, usec0 = before.get(name, (0, 0))
+            if name == "info":
+                calls0 += 1
+            if calls > calls0:
+                diff[name] = (calls - calls0, usec - usec0)
+        return diff

@@ -359,10 +359,10 @@ def _plot_bars(ax: Any, headlines: list[Headline], kind: str) -> None:
         ax.set_xlabel("sessionkit ÷ peer (time or overhead per request)", fontsize=8)
     else:
         ax.set_title(
-            "uvicorn + wrk on 127.0.0.1: requests/s relative to the bare app (higher is better)",
+            "uvicorn + wrk on 127.0.0.1: requests/s ratios (higher is better)",
             fontsize=9,
         )
-        ax.set_xlabel("requests/s ÷ bare app's requests/s", fontsize=8)
+        ax.set_xlabel("requests/s ÷ the requests/s named in the label", fontsize=8)
     ax.tick_params(axis="x", labelsize=8)
 
 

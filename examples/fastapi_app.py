@@ -95,3 +95,92 @@ async def logout_everywhere(request: Request, session: SessionDep) -> Response:
             await kit.arevoke_user(session.user_id)
         session.invalidate()
     return RedirectResponse("/", status_code=303)
+
+
+# -- Where you're signed in: the user's sessions, and the password again to end one ------
+# (imports here so this part stays apart from the ones above)
+
+import html  # noqa: E402
+
+from fastapi import Depends  # noqa: E402
+
+from examples.common import csrf_field  # noqa: E402
+from sessionkit.devices import SessionInfo, safe_next  # noqa: E402
+from sessionkit.integrations.fastapi import require_fresh_login  # noqa: E402
+
+#: Ending a session needs a password typed at most this many seconds ago.
+FRESH_FOR = 300
+REAUTH = "/app/reauth"
+SESSIONS = "/app/sessions"
+
+
+def sessions_body(session: sessionkit.Session, listed: list[SessionInfo]) -> str:
+    """The list of the user's sessions, each other one with a "Sign out" button."""
+    rows = []
+    for info in listed:
+        what = html.escape(info.device or "Unknown device")
+        where = html.escape(info.address or "an unknown address")
+        if info.current:
+            action = " <b>(this browser)</b>"
+        else:
+            action = (
+                f'<form method=post action="{SESSIONS}/end" style="display:inline">'
+                f'{csrf_field(session)}<input type=hidden name=handle value="{info.handle}">'
+                "<button>Sign out</button></form>"
+            )
+        rows.append(f"<li>{what}, from {where}{action}</li>")
+    return (
+        f"<ul id=sessions>{''.join(rows)}</ul>"
+        f'<form method=post action="/logout-everywhere">{csrf_field(session)}'
+        '<button>Log out everywhere</button></form><p><a href="/app">Back</a></p>'
+    )
+
+
+def reauth_body(session: sessionkit.Session, back: str) -> str:
+    """The "type your password again" form."""
+    action = html.escape(f"{REAUTH}?next={back}")
+    return (
+        f"<p>Please type your password again, {html.escape(str(session.user_id))}.</p>"
+        f'<form method=post action="{action}">{csrf_field(session)}'
+        "<label>Password <input name=password type=password autocomplete=current-password>"
+        "</label> <button>Continue</button></form>"
+    )
+
+
+@app.get(SESSIONS, dependencies=[Depends(require_fresh_login(FRESH_FOR, reauth_path=REAUTH))])
+async def sessions(session: SessionDep) -> Response:
+    user = session.user_id
+    listed = [] if user is None else await kit.asessions_of(user, current=session)
+    return HTMLResponse(page("Where you're signed in", sessions_body(session, listed)))
+
+
+@app.post(SESSIONS + "/end")
+async def end_session(request: Request, session: SessionDep) -> Response:
+    form = await form_of(request, session)
+    user = session.user_id
+    stale = kit.fresh_login(FRESH_FOR, REAUTH).decide(session.auth_age, SESSIONS, "")
+    if stale is not None or user is None or form is None:
+        return RedirectResponse(stale or SESSIONS, status_code=303)
+    client = request.client.host if request.client else None
+    await kit.arevoke_session(user, form.get("handle", ""), client=client)
+    return RedirectResponse(SESSIONS, status_code=303)
+
+
+@app.get(REAUTH)
+async def reauth_form(request: Request, session: SessionDep) -> Response:
+    if session.user_id is None:
+        return RedirectResponse("/login", status_code=303)
+    back = safe_next(request.query_params.get("next"), "/app")
+    return HTMLResponse(page("Confirm it is you", reauth_body(session, back)))
+
+
+@app.post(REAUTH)
+async def reauth(request: Request, session: SessionDep) -> Response:
+    form = await form_of(request, session)
+    user = session.user_id
+    if form is None or user is None:
+        return RedirectResponse("/login", status_code=303)
+    if not credentials_match(str(user), form.get("password", "")):
+        return HTMLResponse(page("Confirm it is you", WRONG_CREDENTIALS))
+    session.confirm_login()  # the login is fresh again, under a new session id
+    return RedirectResponse(safe_next(request.query_params.get("next"), "/app"), status_code=303)

@@ -6,8 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import sessionkit
+
+# Property tests assert behaviour, never speed: a loaded CI machine must not fail them on
+# Hypothesis's per-example deadline or its too-slow health check.
+settings.register_profile("sessionkit", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("sessionkit")
 
 
 class Clock:

@@ -26,6 +26,49 @@ STARTUP_TIMEOUT = 30.0
 
 CookieAttrs = dict[str, str | None]
 
+# ---------------------------------------------------------------- shared inputs
+
+#: Request targets that must never lead off the site (path, query), for every test of a
+#: redirect sessionkit builds from a request: the gate's and the fresh-login rule's.
+HOSTILE_TARGETS = [
+    ("//evil.example", ""),
+    ("//evil.example/app", ""),
+    ("///evil.example", ""),
+    ("/\\evil.example", ""),
+    ("/\\/evil.example", ""),
+    ("\\\\evil.example", ""),
+    ("/app/\\\\evil.example", ""),
+    ("/\t/evil.example", ""),
+    ("/\n/evil.example", ""),
+    ("/\r\nSet-Cookie: x=1", ""),
+    ("/%2F%2Fevil.example", ""),
+    ("/%5Cevil.example", ""),
+    ("/%09/evil.example", ""),
+    ("http://evil.example/app", ""),
+    ("https:evil.example", ""),
+    ("/app", "next=//evil.example"),
+    ("/app", "a=\r\nLocation: //evil.example"),
+    ("/app", "x=\\\\evil.example"),
+    ("/app", "#frag"),
+    ("/app/ünïcödé", "q=ü"),
+    ("/app/\x00", "\x00"),
+    ("/app/..//evil.example", ""),
+    (" //evil.example", ""),
+    ("/\u3000/evil.example", ""),
+    ("/%E3%80%80/evil.example", ""),
+]
+
+#: Real browsers' User-Agent strings, for the device labels.
+FIREFOX_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
+SAFARI_IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+CHROME_ANDROID = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Mobile Safari/537.36"
+)
+
 
 # ---------------------------------------------------------------- modules, ports, processes
 

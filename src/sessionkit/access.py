@@ -4,7 +4,7 @@ Both front ends put the request's :class:`~sessionkit.exchange.Exchange` under
 ``"sessionkit.exchange"`` (and the session under ``"session"`` or
 ``"sessionkit.session"``); these helpers read and change it:
 ``session_of(request.scope)``, ``visitor_of(environ)``, ``opt_out(environ)``,
-``csrf_token(environ)``.
+``fresh_login_location(request.scope, 300)``, ``csrf_token(environ)``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from .exchange import Exchange
 from .session import Session
 
-__all__ = ["csrf_token", "opt_in", "opt_out", "session_of", "visitor_of"]
+__all__ = ["csrf_token", "fresh_login_location", "opt_in", "opt_out", "session_of", "visitor_of"]
 
 RequestState = MutableMapping[str, Any]
 
@@ -59,3 +59,21 @@ def csrf_token(state: RequestState, action: str | None = None) -> str:
     of them stay valid until the session logs in, logs out or rotates.
     """
     return _exchange(state).csrf_token(action)
+
+
+def fresh_login_location(
+    state: RequestState, max_age: int, *, reauth_path: str | None = None
+) -> str | None:
+    """None when the request's login is at most ``max_age`` seconds old; else where to go.
+
+    The location is the re-authentication page (``reauth_path``, by default the kit's)
+    with a same-origin ``next`` back to this request's path and query. A session bound
+    to no user is never fresh. For a Starlette endpoint::
+
+        if (location := fresh_login_location(request.scope, 300)) is not None:
+            return RedirectResponse(location, status_code=303)
+    """
+    exchange = _exchange(state)
+    rule = exchange.kit.fresh_login(max_age, reauth_path)
+    request = exchange.request
+    return rule.decide(exchange.session.auth_age, request.path, request.query)

@@ -63,8 +63,9 @@ _POLICY_VIOLATION = 1008
     _FORWARDED_HOST,
     _FORWARDED_PROTO,
     _TOKEN,
-) = range(14)
-_SLOTS = 14
+    _PREFLIGHT,
+) = range(15)
+_SLOTS = 15
 _HEADER_SLOTS = {
     b"cookie": _COOKIE,
     b"x-forwarded-for": _FORWARDED_FOR,
@@ -79,6 +80,7 @@ _HEADER_SLOTS = {
     b"content-type": _CONTENT_TYPE,
     b"x-forwarded-host": _FORWARDED_HOST,
     b"x-forwarded-proto": _FORWARDED_PROTO,
+    b"access-control-request-method": _PREFLIGHT,
 }
 
 
@@ -94,6 +96,7 @@ def _from_starlette_names(
     same_site: Any,
     https_only: Any,
     domain: Any,
+    partitioned: Any,
     insecure_development: bool,
 ) -> SessionKit:
     settings: dict[str, Any] = {"insecure_development": insecure_development}
@@ -114,6 +117,8 @@ def _from_starlette_names(
         settings["secure"] = https_only
     if domain is not _UNSET:
         settings["domain"] = domain
+    if partitioned is not _UNSET:
+        settings["partitioned"] = partitioned
     return SessionKit(secret_keys=[secret_key], **settings)
 
 
@@ -124,10 +129,11 @@ class SessionMiddleware:
     names: ``secret_key`` (a key from ``python -m sessionkit keygen``, also accepted as the
     second positional argument), ``session_cookie``, ``max_age`` (the idle timeout;
     ``None`` for a browser-session cookie), ``path``, ``same_site``, ``https_only`` and
-    ``domain``; plus ``insecure_development=True`` to allow ``https_only=False``.
-    ``csrf_exempt`` is a callable from the scope to whether its route is exempt from the
-    forgery checks (:func:`sessionkit.integrations.starlette.route_exempt` reads the
-    ``@csrf_exempt`` marks of Starlette and FastAPI routes).
+    ``domain`` and ``partitioned`` (CHIPS); plus ``insecure_development=True`` to allow
+    ``https_only=False``. ``csrf_exempt`` is a callable from the scope to whether its
+    route is exempt from the forgery checks
+    (:func:`sessionkit.integrations.starlette.route_exempt` reads the ``@csrf_exempt``
+    marks of Starlette and FastAPI routes).
     """
 
     def __init__(
@@ -142,6 +148,7 @@ class SessionMiddleware:
         same_site: str = _UNSET,
         https_only: bool = _UNSET,
         domain: str | None = _UNSET,
+        partitioned: bool = _UNSET,
         insecure_development: bool = False,
         csrf_exempt: Callable[[Scope], bool] | None = None,
     ) -> None:
@@ -149,7 +156,15 @@ class SessionMiddleware:
             if secret_key is not None:
                 raise ConfigurationError("secret_key is given twice: by position and by name")
             kit, secret_key = None, kit
-        starlette_names = (session_cookie, max_age, path, same_site, https_only, domain)
+        starlette_names = (
+            session_cookie,
+            max_age,
+            path,
+            same_site,
+            https_only,
+            domain,
+            partitioned,
+        )
         if kit is None:
             if secret_key is None:
                 raise ConfigurationError(
@@ -230,6 +245,9 @@ class SessionMiddleware:
             query=scope.get("query_string", b"").decode("latin-1"),
             accept=found[_ACCEPT],
             user_agent=found[_USER_AGENT],
+            scheme=scope.get("scheme"),
+            host=found[_HOST],
+            preflight=found[_PREFLIGHT] is not None and method == "OPTIONS",
             provenance=provenance,
             exempt=None if exempt is None else partial(exempt, scope),
         )

@@ -40,11 +40,29 @@ def pick_cookies(header: str | None, names: Collection[str]) -> dict[str, list[s
     found: dict[str, list[str]] = {}
     if not header:
         return found
-    for pair in header.split(";"):
-        name, eq, value = pair.partition("=")
-        name = name.strip(_OWS)
-        if eq and name in names:
-            found.setdefault(name, []).append(value.strip(_OWS))
+    # Read as a split on ";" then on the first "=" would, but search only for our names:
+    # no object per foreign pair, so the cost stays linear in the header's length (an
+    # attacker's header of many empty or foreign pairs costs C-speed scanning only).
+    size = len(header)
+    for name in names:
+        start = 0
+        while (at := header.find(name, start)) >= 0:
+            start = at + 1
+            before = at - 1
+            while before >= 0 and header[before] in _OWS:
+                before -= 1
+            if before >= 0 and header[before] != ";":
+                continue  # inside another pair's name or value
+            after = at + len(name)
+            while after < size and header[after] in _OWS:
+                after += 1
+            if after >= size or header[after] != "=":
+                continue  # a longer name, or a pair without "="
+            end = header.find(";", after + 1)
+            if end < 0:
+                end = size
+            found.setdefault(name, []).append(header[after + 1 : end].strip(_OWS))
+            start = end
     return found
 
 

@@ -75,6 +75,10 @@ TOKEN_MISSING = "token_missing"  # noqa: S105 - a name, not a secret
 TOKEN_INVALID = "token_invalid"  # noqa: S105 - a name, not a secret
 #: The reasons of a refused request (rather than a rejected cookie).
 FORGERY_REASONS = frozenset({CROSS_SITE, ORIGIN_MISMATCH, TOKEN_MISSING, TOKEN_INVALID})
+#: The cookies-required gate turned a client away over plain http to a host that is not
+#: loopback: the cookies are ``Secure``, so no client keeps them there (not a cookie of
+#: the client's; the site is served over http).
+INSECURE_TRANSPORT = "insecure_transport"
 
 AddressMode = Literal["truncated", "full", "off"]
 

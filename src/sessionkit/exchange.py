@@ -20,10 +20,11 @@ Every decision lives here and in the modules it calls; front ends only translate
 
 from __future__ import annotations
 
-import base64
+import binascii
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .devices import NewDevice
 from .errors import BadToken, SessionTooLarge
 from .events import DUPLICATE
 from .families import (
@@ -66,6 +67,7 @@ _NO_STORE = "no-store"
 _VARY_COVERS = ("cookie", "*")
 #: Key id bytes of a sealed token are bytes 1-4: the first 8 base64url characters.
 _KID_CHARS = 8
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 class RequestInfo(NamedTuple):
@@ -77,6 +79,8 @@ class RequestInfo(NamedTuple):
     query: str = ""
     accept: str | None = None
     user_agent: str | None = None
+    scheme: str | None = None
+    host: str | None = None
 
 
 class HeaderChanges(NamedTuple):
@@ -88,7 +92,7 @@ class HeaderChanges(NamedTuple):
 
 #: A store conversation written once, run blocking (:func:`_run`) or awaited
 #: (:func:`_arun`): each step yields a store call ``(name, args)`` and receives its answer.
-Step = Generator[tuple[str, tuple[Any, ...]], Any, None]
+Step = Generator[tuple[str, tuple[Any, ...]], Any, Any]
 
 
 class Exchange:
@@ -175,6 +179,11 @@ class Exchange:
         self._visitor_values = None if vspec is None else found.get(vspec.name)
         self._visitor: str | None = None
         self._visitor_asked = self._visitor_set = self._visitor_delete = False
+
+    @property
+    def kit(self) -> SessionKit:
+        """The kit this exchange belongs to."""
+        return self._kit
 
     # -- opening the session cookie ----------------------------------------------------
 
@@ -419,6 +428,16 @@ class Exchange:
             # The store did not answer when the request came in: a change (a logout
             # above all) cannot be made to stick, and must not be reported as done.
             raise StoreUnavailable("the session store is down; the session cannot be saved")
+        known = None
+        if (
+            kit.devices.on_new_device is not None
+            and state.user_id is not None
+            and (base is None or base.state.family != state.family)
+        ):
+            # A login: the labels of the user's live sessions, read before the one this
+            # login replaces is ended (the same browser signing in again is no news).
+            families = yield ("families_of", (state.user_id, kit.namespaces, now))
+            known = tuple(sorted({r.device for _, r in families if r.device is not None}))
         if session.ended is not None and base is not None and base.state.family == session.ended:
             reason = LOGIN if state.user_id is not None else LOGOUT
             yield from self._end_family(base, reason)
@@ -462,7 +481,7 @@ class Exchange:
                     self._quiet = True
                 return
             raise StoreUnavailable("the session record kept changing while it was written")
-        if session.is_empty or (self._quiet and state.user_id is None):
+        if (session.is_empty and not session.kept) or (self._quiet and state.user_id is None):
             return
         address = kit.address_of(self.request) if state.user_id is not None else None
         device = kit.device_of(self.request) if state.user_id is not None else None
@@ -472,6 +491,13 @@ class Exchange:
             raise StoreUnavailable("a new session family could not be created")
         self._base = record
         self._quiet = False
+        if (
+            known is not None
+            and state.user_id is not None
+            and device is not None
+            and device not in known
+        ):
+            kit.new_device(NewDevice(state.user_id, device, address, int(now), known))
 
     def _end_family(self, base: Record, reason: str) -> Step:
         timeouts = self._kit.timeouts
@@ -542,8 +568,10 @@ class Exchange:
         if kit.store is not None:
             self._stored_cookie(out, presented)
             return
-        if session.is_empty:
-            if presented and (self._expire or session.modified or not session.is_new):
+        if session.is_empty and not session.kept:
+            # An empty session needs no cookie: one the app emptied (or logged out) is
+            # deleted; an empty one that came back unchanged is left as it is.
+            if presented and (self._expire or session.modified):
                 out.append(spec.delete())
             return
         state = session.state
@@ -555,7 +583,7 @@ class Exchange:
             return
         if rotate:
             state = state._replace(id=new_session_id(), rotated_at=now)
-        state = state._replace(last_seen=max(now, state.last_seen))
+        state = _seen_at(state, max(now, state.last_seen))
         session.adopt(state, None)
         self._issue(out, state, dict(dict.items(session)))
 
@@ -566,7 +594,7 @@ class Exchange:
         if self._quiet:
             return
         if base is None:
-            if presented and (self._expire or session.modified or not session.is_new):
+            if presented and (self._expire or session.modified):
                 out.append(spec.delete())
             return
         state = base.state
@@ -646,14 +674,22 @@ def _until(write: Stored, stored: Record, timeouts: Any) -> float:
     return stored_until(write, timeouts, family_end)
 
 
+def _seen_at(state: State, stamp: int) -> State:
+    """``state._replace(last_seen=stamp)`` without the generic ``_replace``'s cost."""
+    sid, family, user, created, _, rotated, auth, generation, lifetime = state
+    return State(sid, family, user, created, stamp, rotated, auth, generation, lifetime)
+
+
 def _sealed_under_old_key(value: str, primary_kid: bytes) -> bool:
     """Whether a session token's key id (readable without decrypting) is not the newest."""
     head = value[:_KID_CHARS]
     if len(head) < _KID_CHARS:
         return False
     try:
-        raw = base64.urlsafe_b64decode(head)
-    except ValueError:
+        # base64.urlsafe_b64decode's steps without its Python wrappers (this runs on
+        # every request that carries a session cookie and never opens it).
+        raw = binascii.a2b_base64(head.encode("ascii").translate(_FROM_URLSAFE))
+    except ValueError:  # not ASCII (UnicodeEncodeError) or not base64 (binascii.Error)
         return False
     return raw[1:5] != primary_kid
 
@@ -662,25 +698,33 @@ def _lists_token(value: str, tokens: tuple[str, ...]) -> bool:
     return any(part.strip().lower() in tokens for part in value.split(","))
 
 
-def _run(steps: Step, kit: SessionKit, store: Store) -> None:
-    """Drive a store conversation with blocking calls."""
-    calls: dict[str, Callable[..., Any]] = {"load": store.load, "save": store.save}
+def _run(steps: Step, kit: SessionKit, store: Store) -> Any:
+    """Drive a store conversation with blocking calls; return what it returns."""
+    calls: dict[str, Callable[..., Any]] = {
+        "load": store.load,
+        "save": store.save,
+        "families_of": store.families_of,
+    }
     answer: Any = None
     try:
         while True:
             name, args = steps.send(answer)
             answer = kit.timed(name, calls[name], args)
-    except StopIteration:
-        return
+    except StopIteration as stop:
+        return stop.value
 
 
-async def _arun(steps: Step, kit: SessionKit, store: Store) -> None:
-    """Drive a store conversation with awaited calls."""
-    calls: dict[str, Callable[..., Awaitable[Any]]] = {"load": store.aload, "save": store.asave}
+async def _arun(steps: Step, kit: SessionKit, store: Store) -> Any:
+    """Drive a store conversation with awaited calls; return what it returns."""
+    calls: dict[str, Callable[..., Awaitable[Any]]] = {
+        "load": store.aload,
+        "save": store.asave,
+        "families_of": store.afamilies_of,
+    }
     answer: Any = None
     try:
         while True:
             name, args = steps.send(answer)
             answer = await kit.atimed(name, calls[name], args)
-    except StopIteration:
-        return
+    except StopIteration as stop:
+        return stop.value

@@ -17,6 +17,7 @@ a redirect to another host.
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import posixpath
 from collections.abc import Callable, Iterable
@@ -34,6 +35,8 @@ __all__ = [
     "BlockPage",
     "EarlyResponse",
     "Gate",
+    "is_loopback_host",
+    "is_same_origin_path",
     "safe_location",
     "unavailable",
 ]
@@ -94,6 +97,29 @@ please try again in a few seconds.</p>
 </html>
 """
 
+#: The page sent instead of the "cookies are required" page when the request came over
+#: plain http to a host that is not loopback: the cookies are Secure and were never kept.
+INSECURE_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>This site needs https</title>
+</head>
+<body>
+<main>
+<h1>This site needs https</h1>
+<p>This request reached the server over plain http. The site's cookies are marked
+<code>Secure</code>, so browsers keep them only over https, and this part of the site
+cannot work without them. Open the https address of this page instead.</p>
+<p>If the address bar already shows https, a proxy in front of the site forwards plain
+http: its operator can fix that. The public pages work either way:
+<a href="$home">go to the home page</a>.</p>
+</main>
+</body>
+</html>
+"""
+
 BlockPage = str | Callable[[str], str]
 
 
@@ -109,6 +135,40 @@ class EarlyResponse:
     def status_line(self) -> str:
         """The WSGI status string, e.g. ``"303 See Other"``."""
         return f"{self.status} {HTTPStatus(self.status).phrase}"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether a ``Host`` header names this machine, where browsers keep Secure cookies
+    over plain http (``localhost``, ``*.localhost``, ``127.0.0.0/8``, ``[::1]``).
+
+    An absent host counts as loopback: nothing can be said about it.
+    """
+    if not host:
+        return True
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def is_same_origin_path(target: str) -> bool:
+    """Whether ``target`` can only ever lead to this site: a path with one leading ``/``.
+
+    Browsers read ``//host``, ``/\\host`` and ``/<tab>/host`` as another site, so a
+    second slash or a backslash after the first, a backslash anywhere, and control or
+    space characters (which browsers strip or fold) are all refused.
+    """
+    if not target.startswith("/") or target[1:2] in ("/", "\\"):
+        return False
+    return not any(c == "\\" or c.isspace() or not c.isprintable() for c in target)
 
 
 def _normalise(path: str) -> str:
@@ -161,8 +221,11 @@ class Gate:
                 )
             cleaned.append(prefix.rstrip("/"))
         self._prefixes = tuple(cleaned)
-        if not home.startswith("/") or home.startswith("//"):
-            raise ConfigurationError(f"public_home {home!r} must be a path on this site, like '/'")
+        if not is_same_origin_path(home):
+            raise ConfigurationError(
+                f"public_home {home!r} must be a path on this site, like '/' or '/welcome' "
+                "(one leading '/', no backslash, no control or space characters)"
+            )
         self.home = home
         self._html = page
         self._json = json_body
@@ -204,9 +267,10 @@ class Gate:
             return None
         if method not in _SAFE_METHODS or marked:
             blocked = self.blocked(path, accept)
-            if method == "HEAD":
-                return EarlyResponse(blocked.status, blocked.headers, b"")
-            return blocked
+            # The test cookie again: once the visitor enables cookies, the reload the page
+            # asks for carries it and is let in.
+            headers = [*blocked.headers, ("Set-Cookie", self.test_cookie)]
+            return EarlyResponse(blocked.status, headers, b"" if method == "HEAD" else blocked.body)
         check = f"{query}&{CHECK_MARKER}=1" if query else f"{CHECK_MARKER}=1"
         return self._redirect(safe_location(path, check), self.test_cookie)
 
@@ -220,6 +284,21 @@ class Gate:
         if cookie is not None:
             headers.append(("Set-Cookie", cookie))
         return EarlyResponse(303, headers, b"")
+
+    def insecure(self, accept: str | None, head: bool) -> EarlyResponse:
+        """The response that says the site is served over http, so Secure cookies fail."""
+        if _wants_html(accept):
+            text = Template(INSECURE_PAGE).safe_substitute(home=html.escape(self.home))
+            answer = _answer(BLOCK_STATUS, text.encode(), "text/html; charset=utf-8")
+        else:
+            doc = {
+                "error": "https_required",
+                "detail": "This site's cookies are Secure and this request came over plain "
+                "http: use the https address.",
+                "home": self.home,
+            }
+            answer = _answer(BLOCK_STATUS, json.dumps(doc).encode(), "application/json")
+        return EarlyResponse(answer.status, answer.headers, b"") if head else answer
 
     def blocked(self, path: str, accept: str | None) -> EarlyResponse:
         """The "cookies are required" response, HTML or JSON by the ``Accept`` header."""

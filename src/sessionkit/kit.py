@@ -17,19 +17,43 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from .cookies import MAX_COOKIE_BYTES, CookieSpec, SameSite, pick_cookies
+from .devices import (
+    DEFAULT_REAUTH_PATH,
+    ENDED,
+    FOREIGN,
+    FOREIGN_HANDLE,
+    DevicePolicy,
+    FreshLogin,
+    Handles,
+    NewDevice,
+    NewDeviceHook,
+    SessionInfo,
+    describe,
+    device_label,
+    labels_available,
+    revoke_steps,
+)
 from .errors import ConfigurationError
 from .events import (
     EXPIRED_ABSOLUTE,
     EXPIRED_IDLE,
     FORGERY_REASONS,
+    INSECURE_TRANSPORT,
     SECURITY_LOGGER,
     AddressMode,
     SecurityEvent,
     client_for_log,
 )
-from .exchange import Exchange, HeaderChanges, RequestInfo
+from .exchange import Exchange, HeaderChanges, RequestInfo, _arun, _run
 from .forgery import Forgery, ForgeryPolicy, Provenance, TokenCheck
-from .gate import CHECK_COOKIE_MAX_AGE, DEFAULT_BLOCK_PAGE, BlockPage, Gate
+from .gate import (
+    BLOCK_STATUS,
+    CHECK_COOKIE_MAX_AGE,
+    DEFAULT_BLOCK_PAGE,
+    BlockPage,
+    Gate,
+    is_loopback_host,
+)
 from .keys import KeyRing
 from .lifetime import (
     DEFAULT_ABSOLUTE_TIMEOUT,
@@ -134,6 +158,8 @@ class SessionKit:
         trusted_origins: Iterable[str] = (),
         csrf_exempt: Iterable[str] = (),
         forgery: ForgeryPolicy | None = None,
+        reauth_path: str = DEFAULT_REAUTH_PATH,
+        on_new_device: NewDeviceHook | None = None,
     ) -> None:
         """Check and freeze the policy.
 
@@ -149,10 +175,14 @@ class SessionKit:
         ``max_lifetime`` caps every session, "remember me" ones included
         (:meth:`Session.set_expiry`). ``store_namespace`` keeps this application's records
         apart from other applications sharing the store; by default it is derived from
-        the key ring (and follows key rotation). Cross-site request forgery protection
-        (:mod:`sessionkit.forgery`) is on: ``trusted_origins`` lists other origins allowed
-        to send unsafe requests and ``csrf_exempt`` the path prefixes never checked; or
-        pass every forgery setting at once as ``forgery=ForgeryPolicy(...)``.
+        the key ring (and follows key rotation). ``reauth_path`` is the re-authentication
+        page that ``require_fresh_login`` sends stale logins to, and ``on_new_device`` is
+        called with a :class:`~sessionkit.devices.NewDevice` after a login from a device
+        label none of the user's other live sessions has (see :mod:`sessionkit.devices`).
+        Cross-site request forgery protection (:mod:`sessionkit.forgery`) is on:
+        ``trusted_origins`` lists other origins allowed to send unsafe requests and
+        ``csrf_exempt`` the path prefixes never checked; or pass every forgery setting at
+        once as ``forgery=ForgeryPolicy(...)``.
         """
         if secure is None:
             secure = not insecure_development
@@ -254,6 +284,10 @@ class SessionKit:
         #: Signs and verifies visitor cookies.
         self.visitors = VisitorCodec(self.keys)
         self.max_cookie_bytes = MAX_COOKIE_BYTES
+        #: The list of sessions and re-authentication settings.
+        self.devices = DevicePolicy(reauth_path=reauth_path, on_new_device=on_new_device)
+        #: Makes and checks the opaque handles of :meth:`sessions_of`.
+        self.handles = Handles(self.keys)
         self.check_spec = CookieSpec(
             _SECURE_CHECK if secure else _SECURE_CHECK[_PLAIN_PREFIX:], secure=secure
         )
@@ -394,8 +428,29 @@ class SessionKit:
         return client_for_log(request.client, self.client_address)
 
     def device_of(self, request: RequestInfo) -> str | None:
-        """A coarse device label for ``request`` (browser and system), or None."""
-        return None
+        """A coarse device label for ``request`` (browser and system), or None.
+
+        None when ``ua-parser`` is not installed (see :func:`sessionkit.devices.device_label`).
+        """
+        return device_label(request.user_agent) if labels_available() else None
+
+    def new_device(self, event: NewDevice) -> None:
+        """Call the ``on_new_device`` hook; an exception from it is logged, never raised."""
+        hook = self.devices.on_new_device
+        if hook is None:
+            return
+        try:
+            hook(event)
+        except Exception:
+            SECURITY_LOGGER.exception("on_new_device raised; the request goes on")
+
+    def fresh_login(self, max_age: int, reauth_path: str | None = None) -> FreshLogin:
+        """The rule "a login at most ``max_age`` seconds old", sending others to re-auth.
+
+        ``reauth_path`` defaults to the kit's. Raises :class:`ConfigurationError` for a
+        ``max_age`` that is not a positive whole number of seconds.
+        """
+        return self.devices.fresh_login(max_age, reauth_path)
 
     def timed(self, name: str, call: Callable[..., _T], args: tuple[Any, ...]) -> _T:
         """Run one blocking store call."""
@@ -422,6 +477,9 @@ class SessionKit:
         query: str = "",
         accept: str | None = None,
         user_agent: str | None = None,
+        scheme: str | None = None,
+        host: str | None = None,
+        preflight: bool = False,
         now: float | None = None,
         provenance: Provenance | None = None,
         exempt: Callable[[], bool] | None = None,
@@ -435,11 +493,16 @@ class SessionKit:
         ``method``, ``path`` (decoded, as the app's router sees it), ``query`` (raw) and
         ``accept`` serve the cookies-required gate: when it answers,
         :attr:`Exchange.early` holds the response to send instead of calling the app.
-        ``provenance`` (the request's origin headers) serves the forgery checks: a
-        request refused as forged gets its 403 in :attr:`Exchange.early`, and one that
-        must carry a token gets :attr:`Exchange.token_check`. ``exempt``, when given, is
-        asked (at most once, only before a refusal) whether the app's route is exempt.
-        Never raises for anything the client sent.
+        ``preflight`` marks a CORS preflight (``OPTIONS`` with
+        ``Access-Control-Request-Method``), which the gate lets through: browsers never
+        send cookies with one. ``scheme`` and ``host`` (the ``Host`` header) let the gate
+        tell a site served over plain http, where Secure cookies are never kept, from a
+        client with cookies off. ``provenance`` (the request's origin headers) serves the
+        forgery checks: a request refused as forged gets its 403 in
+        :attr:`Exchange.early`, and one that must carry a token gets
+        :attr:`Exchange.token_check`. ``exempt``, when given, is asked (at most once, only
+        before a refusal) whether the app's route is exempt. Never raises for anything the
+        client sent.
         """
         if now is None:
             now = self.clock()
@@ -449,7 +512,7 @@ class SessionKit:
         opt_out = _is_one(sec_gpc) or _is_one(dnt)
         if self.trusted_proxy_hops:
             client = _forwarded_client(client, forwarded_for, self.trusted_proxy_hops)
-        request = RequestInfo(client, method, path, query, accept, user_agent)
+        request = RequestInfo(client, method, path, query, accept, user_agent, scheme, host)
         if provenance is not None and self.forgery:
             reason, token = self.forgery.decide(
                 method, path, provenance, self.trusted_proxy_hops, exempt
@@ -458,7 +521,7 @@ class SessionKit:
                 self.report(reason, self.session_spec.name, request)
                 early = self.forgery.refusal(reason, accept)
         protected = bool(self.gate) and self.gate.protects(path)
-        if protected and early is None:
+        if protected and early is None and not preflight:
             early = self.gate.decide(
                 method=method,
                 path=path,
@@ -467,7 +530,16 @@ class SessionKit:
                 has_test_cookie=self.check_spec.name in found,
                 accept=accept,
             )
+            if early is not None and early.status == BLOCK_STATUS and self._insecure(request):
+                self.report(INSECURE_TRANSPORT, self.session_spec.name, request)
+                early = self.gate.insecure(accept, method == "HEAD")
         return Exchange(self, request, found, opt_out, now, early, protected, token)
+
+    def _insecure(self, request: RequestInfo) -> bool:
+        """Whether ``request`` came over plain http to a host where Secure cookies fail."""
+        if request.scheme != "http" or not self.session_spec.secure:
+            return False
+        return not is_loopback_host(request.host)
 
     def seconds_left(self, session: Session, now: float) -> int:
         """Seconds from ``now`` until ``session`` ends if no other request comes."""
@@ -490,6 +562,58 @@ class SessionKit:
         store = self._require_store("arevoke_user")
         return await store.arevoke_user(user_id, self.namespaces, self.clock())
 
+    def sessions_of(self, user_id: UserId, *, current: Session | None = None) -> list[SessionInfo]:
+        """The live sessions of ``user_id``, for a "where you're signed in" page.
+
+        ``current`` is the request's session: its entry comes first, marked ``current``.
+        Each entry has an opaque ``handle`` for :meth:`revoke_session`, never a session id.
+        Needs a store (else :class:`ConfigurationError`).
+        """
+        store = self._require_store("sessions_of")
+        now = self.clock()
+        families = self.timed("families_of", store.families_of, (user_id, self.namespaces, now))
+        return describe(families, self.handles, self.timeouts, now, _family(current))
+
+    async def asessions_of(
+        self, user_id: UserId, *, current: Session | None = None
+    ) -> list[SessionInfo]:
+        """Coroutine form of :meth:`sessions_of`, for ASGI apps."""
+        store = self._require_store("asessions_of")
+        now = self.clock()
+        args = (user_id, self.namespaces, now)
+        families = await self.atimed("families_of", store.afamilies_of, args)
+        return describe(families, self.handles, self.timeouts, now, _family(current))
+
+    def revoke_session(self, user_id: UserId, handle: str, *, client: str | None = None) -> bool:
+        """End the one session of ``user_id`` that ``handle`` (from :meth:`sessions_of`) names.
+
+        Returns True when it ended it: that browser's next request has no session. A
+        handle that names none of the user's live sessions (another user's, a forged
+        one) ends nothing, returns False and is reported as a ``foreign_handle`` security
+        event (``client``, the address of the request that asked, goes in the event).
+        False without an event when the session ended meanwhile. Needs a store.
+        """
+        store = self._require_store("revoke_session")
+        steps = revoke_steps(
+            user_id, handle, self.handles, self.namespaces, self.timeouts, self.clock()
+        )
+        return self._revoked(_run(steps, self, store), client)
+
+    async def arevoke_session(
+        self, user_id: UserId, handle: str, *, client: str | None = None
+    ) -> bool:
+        """Coroutine form of :meth:`revoke_session`, for ASGI apps."""
+        store = self._require_store("arevoke_session")
+        steps = revoke_steps(
+            user_id, handle, self.handles, self.namespaces, self.timeouts, self.clock()
+        )
+        return self._revoked(await _arun(steps, self, store), client)
+
+    def _revoked(self, outcome: str, client: str | None) -> bool:
+        if outcome == FOREIGN:
+            self.report(FOREIGN_HANDLE, self.session_spec.name, RequestInfo(client))
+        return outcome == ENDED
+
     def _require_store(self, what: str) -> Store:
         if self.store is None:
             raise ConfigurationError(
@@ -508,6 +632,10 @@ def _forwarded_client(peer: str | None, forwarded_for: str | None, hops: int) ->
     """
     entries = [entry.strip() for entry in forwarded_for.split(",")] if forwarded_for else []
     return entries[-hops] if len(entries) >= hops else peer
+
+
+def _family(session: Session | None) -> str | None:
+    return None if session is None else session.state.family
 
 
 def _is_one(value: str | None) -> bool:

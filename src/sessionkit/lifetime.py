@@ -87,20 +87,32 @@ class Timeouts:
     unless a session says otherwise.
     """
 
+    #: Seconds of inactivity after which a session ends (``idle_timeout``).
     idle: int = DEFAULT_IDLE_TIMEOUT
+    #: Seconds after login at which a session ends however active (``absolute_timeout``).
     absolute: int = DEFAULT_ABSOLUTE_TIMEOUT
+    #: The longest any session may live, its own lifetime included (``max_lifetime``).
     max_lifetime: int = DEFAULT_MAX_LIFETIME
+    #: Least seconds between two refreshes of an unchanged session (``touch_interval``).
     touch: int = DEFAULT_TOUCH_INTERVAL
+    #: Seconds after which a session id is replaced, or None (``rotate_every``).
     rotate_every: int | None = DEFAULT_ROTATE_EVERY
+    #: Seconds a replaced id still works once its successor was seen (``rotation_grace``).
     grace: int = DEFAULT_ROTATION_GRACE
+    #: Seconds a payload's timestamps may lie ahead of the clock (``max_clock_skew``).
     max_skew: int = DEFAULT_MAX_CLOCK_SKEW
+    #: Whether session cookies carry ``Max-Age`` (``persistent_cookie``).
     persistent: bool = True
 
     def __post_init__(self) -> None:
         _positive("idle_timeout", self.idle)
         _positive("absolute_timeout", self.absolute)
         _positive("max_lifetime", self.max_lifetime)
-        _positive("touch_interval", self.touch)
+        if type(self.touch) is not int or self.touch < 0:
+            raise ConfigurationError(
+                "touch_interval must be a whole number of seconds (0: refresh the session "
+                f"on every request), not {self.touch!r}"
+            )
         _positive("max_clock_skew", self.max_skew)
         _positive("rotation_grace", self.grace)
         if self.rotate_every is not None:

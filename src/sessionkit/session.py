@@ -252,6 +252,7 @@ class Session(dict[str, Any]):
 
     __slots__ = (
         "_guard",
+        "_is_new",
         "_loaded",
         "_now",
         "_opener",
@@ -262,7 +263,7 @@ class Session(dict[str, Any]):
         "accessed",
         "ended",
         "explicit_rotation",
-        "is_new",
+        "kept",
         "modified",
     )
 
@@ -299,8 +300,9 @@ class Session(dict[str, Any]):
         self.accessed = False
         #: Whether anything changed: data, id, user, lifetime.
         self.modified = False
-        #: Whether the request arrived without a usable session (no cookie, or refused).
-        self.is_new = True
+        self._is_new = True
+        #: Whether :meth:`keep` asked for a cookie even while the session is empty.
+        self.kept = False
         #: The family this request ended (logout or login), or None.
         self.ended: str | None = None
         #: Whether :meth:`rotate` (or :meth:`confirm_login`) was called in this request.
@@ -323,7 +325,7 @@ class Session(dict[str, Any]):
         self._opener = None
         self._state = self._loaded = state
         self._persisted = True
-        self.is_new = False
+        self._is_new = False
         dict.clear(self)
         if data:
             dict.update(self, data)
@@ -333,7 +335,7 @@ class Session(dict[str, Any]):
         self._state = State.fresh(self._now)
         self._loaded = None
         self._persisted = False
-        self.is_new = True
+        self._is_new = True
         dict.clear(self)
 
     @property
@@ -452,6 +454,12 @@ class Session(dict[str, Any]):
         return self._timeouts.persistent_of(self._state.lifetime)
 
     @property
+    def is_new(self) -> bool:
+        """Whether the request arrived without a usable session (no cookie, or refused)."""
+        self.open()
+        return self._is_new
+
+    @property
     def id_changed(self) -> bool:
         """Whether the id differs from the one the request arrived with."""
         self.open()
@@ -531,6 +539,7 @@ class Session(dict[str, Any]):
         self._use()
         self._drop_data()
         self._end_family()
+        self.kept = False
         stamp = int(self._now)
         self._changed_state(
             id=new_session_id(),
@@ -564,6 +573,16 @@ class Session(dict[str, Any]):
         lifetime = self._timeouts.lifetime_for(value, s.created_at, self._now)
         if lifetime != s.lifetime:
             self._changed_state(lifetime=lifetime)
+
+    def keep(self) -> None:
+        """Persist this session even while it holds no data (Django's ``create()``).
+
+        An empty session normally needs no cookie; a kept one gets its cookie (and, with a
+        store, its record), so its id stays the same on the next request.
+        """
+        self._use()
+        self.kept = True
+        self._mutated()
 
     def _end_family(self) -> None:
         if self.ended is None and self._loaded is not None:
@@ -642,6 +661,17 @@ class Session(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         check_value(key, value)
         self._guard.check(key, value)
+        self._use()
+        dict.__setitem__(self, key, value)
+        self._mutated()
+
+    def put_trusted(self, key: str, value: Any) -> None:
+        """Store a framework's own internal key, past the privacy guard (JSON still checked).
+
+        For integrations only, by exact key name: Django's password-reset view keeps its
+        reset token under ``_password_reset_token``, which the guard would refuse.
+        """
+        check_value(key, value)
         self._use()
         dict.__setitem__(self, key, value)
         self._mutated()

@@ -19,6 +19,7 @@ from functools import partial
 from typing import IO, TYPE_CHECKING
 
 from .access import csrf_token, opt_in, opt_out, session_of, visitor_of
+from .exchange import HeaderChanges
 from .forgery import MAX_FORM_PREFIX, Provenance, form_token
 from .gate import EarlyResponse
 from .kit import SessionKit
@@ -83,6 +84,9 @@ class SessionMiddleware:
             query=environ.get("QUERY_STRING", ""),
             accept=environ.get("HTTP_ACCEPT"),
             user_agent=environ.get("HTTP_USER_AGENT"),
+            scheme=environ.get("wsgi.url_scheme"),
+            host=environ.get("HTTP_HOST"),
+            preflight=method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ,
             provenance=provenance,
             exempt=None if exempt is None else partial(exempt, environ),
         )
@@ -121,15 +125,34 @@ class SessionMiddleware:
                 start_response(changes.status_line, changes.headers, exc_info)
                 return _discard
             if changes.add:
-                if changes.drop_cache_control:
-                    headers = [h for h in headers if h[0].lower() != "cache-control"]
-                headers = [*headers, *changes.add]
+                headers = _with_changes(headers, changes)
             return start_response(status, headers, exc_info)
 
         result = self.app(environ, start_with_cookies)
         if self.kit.store is None:
             return result
         return _replaceable(result, replaced)
+
+
+def _with_changes(headers: list[tuple[str, str]], changes: HeaderChanges) -> list[tuple[str, str]]:
+    """The app's headers with sessionkit's added; ``Cookie`` joins the app's own ``Vary`` line.
+
+    One ``Vary`` line, as Flask and Werkzeug write it (two lines mean the same to HTTP,
+    RFC 9110 section 5.3, but tests and some caches read only one).
+    """
+    out = (
+        [h for h in headers if h[0].lower() != "cache-control"]
+        if changes.drop_cache_control
+        else list(headers)
+    )
+    add = changes.add
+    if add and add[0] == ("Vary", "Cookie"):
+        last = max((i for i, (name, _) in enumerate(out) if name.lower() == "vary"), default=None)
+        if last is not None:
+            name, value = out[last]
+            out[last] = (name, f"{value}, Cookie")
+            add = add[1:]
+    return [*out, *add]
 
 
 def _body_prefix(environ: WSGIEnvironment) -> tuple[bytes, bool]:

@@ -75,3 +75,19 @@ def browser_context(playwright: Any, tmp_path: Path) -> Callable[..., Any]:
     yield open_context
     for context in contexts:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright: Any) -> Iterator[Any]:
+    """One headless Chromium for a module: ``chromium.new_context()`` is a fresh device.
+
+    A context has its own cookie jar and may have its own ``user_agent``; contexts of one
+    browser start far faster than persistent profiles.
+    """
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()

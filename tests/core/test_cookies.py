@@ -146,3 +146,32 @@ def test_same_site_is_case_insensitive() -> None:
 
 def test_size_counts_name_and_value() -> None:
     assert CookieSpec("__Host-session").size("abc") == len("__Host-session=abc")
+
+
+def _split_reference(header: str, names: frozenset[str]) -> dict[str, list[str]]:
+    """The obvious reading: split on ";", then on the first "=", strip, keep our names."""
+    found: dict[str, list[str]] = {}
+    for pair in header.split(";"):
+        name, eq, value = pair.partition("=")
+        name = name.strip(" \t")
+        if eq and name in names:
+            found.setdefault(name, []).append(value.strip(" \t"))
+    return found
+
+
+_NAMES = frozenset({"__Host-session", "session", "__Host-visitor", "v"})
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                [*_NAMES, ";", "=", " ", "\t", "; ", "a", "-", "__Host-", "x=1", "\x00", "é"]
+            ),
+            st.text(max_size=8),
+        ),
+        max_size=40,
+    ).map("".join)
+)
+def test_picking_reads_the_header_as_splitting_it_would(header: str) -> None:
+    assert pick_cookies(header, _NAMES) == _split_reference(header, _NAMES)

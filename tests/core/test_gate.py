@@ -72,6 +72,28 @@ def test_check_without_test_cookie_blocks_never_loops(kit: SessionKit) -> None:
     assert int(headers["Content-Length"]) == len(response.body)
 
 
+@pytest.mark.parametrize("privacy", [{}, {"sec_gpc": "1"}, {"dnt": "1"}])
+def test_a_reload_after_enabling_cookies_is_let_in(
+    kit: SessionKit, privacy: dict[str, str]
+) -> None:
+    # The page says "then reload this page": the 403 sets the test cookie again, so the
+    # reload, now carrying it, passes (with Global Privacy Control or DNT too).
+    blocked = early(kit, path="/app", query=CHECK, accept="text/html")
+    assert blocked.status == 403
+    cookie = dict(blocked.headers)["Set-Cookie"].split(";", 1)[0]
+    assert cookie == TEST_COOKIE
+    reload = kit.open(cookie, path="/app", query=CHECK, **privacy)
+    assert reload.early is not None
+    assert reload.early.status == 303
+    assert dict(reload.early.headers)["Location"] == "/app"
+    assert kit.open(cookie, path="/app", **privacy).early is None
+
+
+@pytest.mark.parametrize("home", ["/", "/welcome", "/a/b?c=d", "/%5Cx"])
+def test_same_origin_homes_are_accepted(make_kit: MakeKit, home: str) -> None:
+    assert make_kit(require_cookies=["/app"], public_home=home).gate.home == home
+
+
 def test_marker_alone_is_no_proof(kit: SessionKit) -> None:
     for query in (CHECK, f"{CHECK_MARKER}=0", f"x=1&{CHECK}", f"{CHECK}&{CHECK}"):
         assert early(kit, path="/app", query=query).status == 403
@@ -142,6 +164,11 @@ def test_no_prefixes_means_no_gate(make_kit: MakeKit) -> None:
         ({"require_cookies": ["app"]}, "starting with '/'"),
         ({"require_cookies": ["/app"], "public_home": "//evil.example"}, "path on this site"),
         ({"require_cookies": ["/app"], "public_home": "https://evil.example/"}, "path on this"),
+        ({"require_cookies": ["/app"], "public_home": "/\\evil.example"}, "path on this site"),
+        ({"require_cookies": ["/app"], "public_home": "/\t/evil.example"}, "path on this site"),
+        ({"require_cookies": ["/app"], "public_home": "/home\\x"}, "path on this site"),
+        ({"require_cookies": ["/app"], "public_home": " /"}, "path on this site"),
+        ({"require_cookies": ["/app"], "public_home": "/a b"}, "path on this site"),
     ],
 )
 def test_gate_misconfiguration_fails_at_start_up(

@@ -73,6 +73,11 @@ async def _asgi_big(request: Request) -> Response:
     return PlainTextResponse("stored")
 
 
+async def _asgi_public(request: Request) -> Response:
+    # Never looks at the session or the visitor id: a page a CDN may cache.
+    return PlainTextResponse("public", headers={"Cache-Control": "public, max-age=3600"})
+
+
 async def _asgi_lifespan(request: Request) -> Response:
     return JSONResponse({"events": request.app.state.lifespan_events})
 
@@ -92,6 +97,7 @@ def make_asgi_app(kit: sessionkit.SessionKit) -> Starlette:
             Route("/logout", _asgi_logout, methods=["POST"]),
             Route("/big", _asgi_big, methods=["POST"]),
             Route("/lifespan", _asgi_lifespan),
+            Route("/public", _asgi_public),
             Route("/app/{rest:path}", _asgi_me),
         ],
         middleware=[Middleware(sessionkit.asgi.SessionMiddleware, kit=kit)],
@@ -130,6 +136,10 @@ def make_wsgi_app(kit: sessionkit.SessionKit) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         session = environ["sessionkit.session"]
         path = environ["PATH_INFO"]
+        if path == "/public":
+            headers = [("Content-Type", "text/plain"), ("Cache-Control", "public, max-age=3600")]
+            start_response("200 OK", headers)
+            return [b"public"]
         if path == "/login":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             user = json.loads(environ["wsgi.input"].read(length))["user"]

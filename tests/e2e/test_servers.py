@@ -110,6 +110,25 @@ def test_hostile_cookie_headers_never_cause_a_server_error(
             assert response.json()["session"] == {}, header
 
 
+def test_a_page_that_never_reads_the_session_stays_cacheable(
+    serve: ServerFactory, make_kit: KitFactory
+) -> None:
+    url = serve(make_kit(insecure_development=True))
+    with http_client(url) as client:
+        client.post("/login", json={"user": "ann"})
+        assert "session" in client.cookies
+        for cookies in (True, False):
+            if not cookies:
+                client.cookies.clear()
+            page = client.get("/public")
+            assert page.text == "public"
+            assert page.headers["cache-control"] == "public, max-age=3600"
+            assert "set-cookie" not in page.headers
+            assert "vary" not in page.headers
+        # The same client on a page that reads the session gets Vary: Cookie.
+        assert "cookie" in client.get("/me").headers["vary"].lower()
+
+
 def test_visitor_cookie_persists(serve: ServerFactory, make_kit: KitFactory) -> None:
     url = serve(make_kit(insecure_development=True))
     with http_client(url) as client:

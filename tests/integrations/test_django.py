@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 import time
 import types
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from datetime import timezone as dt_timezone
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,26 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
+def remember_view(request: HttpRequest) -> HttpResponse:
+    # What django-allauth does on a "remember me" login: a lifetime of its own.
+    request.session.set_expiry(_body(request)["expiry"])
+    return JsonResponse({**_state(request), "age": request.session.get_expiry_age()})
+
+
+@csrf_exempt
+def failing_write_view(request: HttpRequest) -> HttpResponse:
+    request.session["written"] = True
+    return JsonResponse({"error": "later"}, status=500)
+
+
+@csrf_exempt
+def reset_token_view(request: HttpRequest) -> HttpResponse:
+    # What PasswordResetConfirmView keeps in the session between its two requests.
+    request.session["_password_reset_token"] = "c2b-9d1f5d2b3e3c4a1f8e7d"
+    return JsonResponse(_state(request))
+
+
+@csrf_exempt
 def password_view(request: HttpRequest) -> HttpResponse:
     update_session_auth_hash(request, request.user)
     return JsonResponse(_state(request))
@@ -176,6 +197,9 @@ URLS.urlpatterns = [  # type: ignore[attr-defined]
     path("login", login_view),
     path("logout", logout_view),
     path("password", password_view),
+    path("remember", remember_view),
+    path("failing-write", failing_write_view),
+    path("reset-token", reset_token_view),
     path("revoke", revoke_view),
     path("cached", cached_view),
     path("opt-out", opt_out_view),
@@ -271,14 +295,34 @@ def cookie_value(client: Client, name: str = SESSION) -> str | None:
 
 def test_request_session_keeps_djangos_api(kit: sessionkit.SessionKit) -> None:
     client = Client()
+    assert client.get("/state").json()["key"] is None, "no key before anything is saved"
     first = post_json(client, "/write", {"cart": [1, 2], "theme": "dark"}).json()
     assert first["data"] == {"cart": [1, 2], "theme": "dark"}
-    assert first["key"] == first["id"]
+    assert first["key"]
+    assert first["id"] not in first["key"]
     again = client.get("/state").json()
     assert again["id"] == first["id"]
+    assert again["key"] == first["key"]
     assert again["data"] == first["data"]
     assert again["auth"] is False
     assert again["visitor"] == first["visitor"]
+
+
+def test_session_key_is_stable_across_timed_rotation_and_changes_at_login(
+    make_kit: KitFactory, use_kit: Callable[[sessionkit.SessionKit], None], clock: Any
+) -> None:
+    use_kit(make_kit(rotate_every=60))
+    client = Client()
+    first = post_json(client, "/write", {"a": 1}).json()
+    clock.advance(61)
+    client.get("/state")  # its response carries the rotated id
+    rotated = client.get("/state").json()
+    assert rotated["data"] == {"a": 1}, rotated
+    assert rotated["id"] != first["id"]
+    assert rotated["key"] == first["key"]
+    user = make_user()
+    logged_in = post_json(client, "/login", login_body(user)).json()
+    assert logged_in["key"] not in (None, first["key"])
 
 
 def test_session_store_methods_in_a_view(kit: sessionkit.SessionKit) -> None:
@@ -426,21 +470,89 @@ def test_expiry_reports_the_kit_policy(kit: sessionkit.SessionKit, clock: Any) -
     expected = datetime.fromtimestamp(clock() + kit.idle_timeout, tz=dt_timezone.utc)
     assert store.get_expiry_date() == expected
     assert store.get_expire_at_browser_close() is False
-    clock.advance(kit.absolute_timeout - 60)
-    late = SessionStore(exchange=kit.open(None))
-    late._session_cache.created_at -= kit.absolute_timeout - 60
-    assert late.get_expiry_age() == 60
+    client = Client()
+    post_json(client, "/write", {"a": 1})
+    for _ in range(kit.absolute_timeout // (kit.idle_timeout - 60)):
+        clock.advance(kit.idle_timeout - 60)
+        client.get("/state")
+    late = post_json(client, "/remember", {"expiry": None}).json()
+    assert late["data"] == {"a": 1}
+    assert 0 < late["age"] < kit.idle_timeout, "the absolute timeout comes first"
 
 
-def test_set_expiry_accepts_only_the_policy(kit: sessionkit.SessionKit) -> None:
+@pytest.mark.parametrize("expiry", [7 * 24 * 3600, 600])
+def test_set_expiry_gives_a_session_its_own_lifetime(
+    kit: sessionkit.SessionKit, clock: Any, expiry: int
+) -> None:
+    client = Client()
+    user = make_user()
+    post_json(client, "/login", login_body(user))
+    remembered = post_json(client, "/remember", {"expiry": expiry})
+    assert remembered.json()["age"] == expiry
+    assert f"Max-Age={expiry}" in remembered.cookies[SESSION].OutputString()
+    clock.advance(expiry - 5)
+    assert client.get("/state").json()["auth"] is True, "alive inside its own idle bound"
+    clock.advance(expiry + 5)
+    assert client.get("/state").json()["auth"] is False, "ended on the server after it"
+
+
+def test_set_expiry_zero_gives_a_browser_session_cookie(kit: sessionkit.SessionKit) -> None:
+    client = Client()
+    post_json(client, "/write", {"a": 1})
+    closed = post_json(client, "/remember", {"expiry": 0})
+    assert "Max-Age" not in closed.cookies[SESSION].OutputString()
     store = SessionStore(exchange=kit.open(None))
+    store.set_expiry(0)
+    assert store.get_expire_at_browser_close() is True
     store.set_expiry(None)
-    store.set_expiry(kit.idle_timeout)
-    for value in (0, 60, timedelta(days=1), datetime(2030, 1, 1, tzinfo=dt_timezone.utc)):
-        with pytest.raises(NotImplementedError, match="idle_timeout"):
-            store.set_expiry(value)
-    with pytest.raises(NotImplementedError):
-        store.get_expiry_age(expiry=60)
+    assert store.get_expire_at_browser_close() is False
+
+
+def test_a_server_error_saves_no_session_change(kit: sessionkit.SessionKit) -> None:
+    client = Client(raise_request_exception=False)
+    post_json(client, "/write", {"a": 1})
+    failed = post_json(client, "/failing-write")
+    assert failed.status_code == 500
+    assert SESSION not in failed.cookies
+    assert client.get("/state").json()["data"] == {"a": 1}
+
+
+def test_djangos_own_session_keys_pass_the_privacy_guard(kit: sessionkit.SessionKit) -> None:
+    client = Client()
+    assert post_json(client, "/reset-token").status_code == 200
+    assert client.get("/state").json()["data"] == {
+        "_password_reset_token": "c2b-9d1f5d2b3e3c4a1f8e7d"
+    }
+
+
+def test_honoured_django_settings_reach_the_cookie(django_project: Path, key: str) -> None:
+    overrides = {
+        "SESSIONKIT": {"secret_keys": [key]},
+        "SESSION_COOKIE_SAMESITE": "Strict",
+        "SESSION_COOKIE_AGE": 3600,
+        "SESSION_COOKIE_HTTPONLY": False,
+    }
+    with override_settings(**overrides):
+        client = Client()
+        header = post_json(client, "/write", {"a": 1}).cookies[SESSION].OutputString()
+        assert "SameSite=Strict" in header
+        assert "Max-Age=3600" in header
+        assert "HttpOnly" not in header
+        assert SessionStore(exchange=integration.get_kit().open(None)).get_expiry_age() == 3600
+
+
+def test_refusals_are_reported_as_suspicious_sessions(
+    django_project: Path, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with override_settings(SESSIONKIT={"secret_keys": [key]}):
+        client = Client()
+        client.cookies[SESSION] = "tampered"
+        with caplog.at_level(logging.WARNING, logger="django.security.SuspiciousSession"):
+            assert client.get("/state").json()["data"] == {}
+        assert any(
+            r.name == "django.security.SuspiciousSession" and "corrupted" in r.getMessage()
+            for r in caplog.records
+        )
 
 
 def test_set_expiry_zero_fits_a_browser_session_kit(
@@ -484,11 +596,14 @@ def test_a_store_built_by_hand_opens_and_seals_cookie_values(kit: sessionkit.Ses
     assert value
     reopened = SessionStore(value)
     assert reopened["a"] == 1
+    reopened.cycle_key()
+    assert reopened.session_key not in (None, value)
+    assert reopened["a"] == 1
     reopened.flush()
-    reopened.save()
-    assert reopened.session_key == ""
-    with pytest.raises(NotImplementedError, match="revoke_user"):
-        SessionStore(value).delete("another key")
+    assert reopened.session_key is None
+    assert SessionStore("not a sealed value").load() == {}
+    assert SessionStore(reopened.encode({"b": 2})).load() == {"b": 2}
+    assert reopened.decode("garbage") == {}
 
 
 def test_engine_without_the_middleware_fails_clearly(django_project: Path) -> None:
@@ -560,15 +675,15 @@ class FlakyStore(MemoryStore):
 
     down = False
 
-    def load(self, family: str, now: float) -> Any:
+    def load(self, *args: Any) -> Any:
         if self.down:
             raise StoreUnavailable("down")
-        return super().load(family, now)
+        return super().load(*args)
 
-    def save(self, family: str, record: Any, now: float) -> None:
+    def save(self, *args: Any) -> Any:
         if self.down:
             raise StoreUnavailable("down")
-        super().save(family, record, now)
+        return super().save(*args)
 
 
 def test_store_outage_answers_503_and_never_guesses(
@@ -615,6 +730,7 @@ def test_middleware_is_a_django_session_middleware() -> None:
         ),
         ({"SESSION_COOKIE_NAME": "sessionid"}, "SESSION_COOKIE_NAME = '__Host-session'"),
         ({"SESSION_EXPIRE_AT_BROWSER_CLOSE": True}, "persistent_cookie=False"),
+        ({"SESSION_COOKIE_SAMESITE": "Strict"}, "same_site='strict'"),
         ({"SESSIONKIT": ["not", "a", "dict"]}, "dict of SessionKit keyword arguments"),
         ({"SESSIONKIT": {"secret_keys": ["short"]}}, "settings.SESSIONKIT"),
         ({"SESSIONKIT": {"secret_keys": ["k"], "no_such_setting": 1}}, "no_such_setting"),
@@ -747,3 +863,170 @@ def test_the_async_chain_refuses_a_forged_request(
         return refused.status_code, fine.status_code
 
     assert asyncio.run(scenario()) == (403, 200)
+
+
+# --------------------------------------------------------------------------- devices
+# (its own views and URLs, added to the module's URL list above)
+
+from urllib.parse import parse_qs, urlsplit  # noqa: E402
+
+from django.http import HttpResponseRedirect  # noqa: E402
+
+from sessionkit.devices import safe_next  # noqa: E402
+
+FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
+SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+
+
+@csrf_exempt
+@integration.require_fresh_login(300)
+def sensitive_view(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"done": request.user.get_username()})
+
+
+@csrf_exempt
+@integration.require_fresh_login(300)
+async def asensitive_view(request: HttpRequest) -> HttpResponse:
+    user = await request.auser()
+    return JsonResponse({"done": user.get_username()})
+
+
+@csrf_exempt
+def reauth_view(request: HttpRequest) -> HttpResponse:
+    body = _body(request)
+    if authenticate(request, username=body["username"], password=body["password"]) is None:
+        return JsonResponse({"error": "wrong"}, status=403)
+    session_of(request).confirm_login()
+    return HttpResponseRedirect(safe_next(request.GET.get("next")))
+
+
+def sessions_view(request: HttpRequest) -> HttpResponse:
+    listed = integration.sessions_of(request)
+    return JsonResponse(
+        [{"handle": i.handle, "device": i.device, "current": i.current} for i in listed],
+        safe=False,
+    )
+
+
+async def asessions_view(request: HttpRequest) -> HttpResponse:
+    listed = await integration.asessions_of(request)
+    return JsonResponse([i.device for i in listed], safe=False)
+
+
+@csrf_exempt
+def end_view(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"ended": integration.revoke_session(request, _body(request)["handle"])})
+
+
+@csrf_exempt
+async def aend_view(request: HttpRequest) -> HttpResponse:
+    ended = await integration.arevoke_session(request, _body(request)["handle"])
+    return JsonResponse({"ended": ended})
+
+
+URLS.urlpatterns += [  # type: ignore[attr-defined]
+    path("sensitive", sensitive_view),
+    path("asensitive", asensitive_view),
+    path("reauth", reauth_view),
+    path("sessions", sessions_view),
+    path("asessions", asessions_view),
+    path("sessions/end", end_view),
+    path("asessions/end", aend_view),
+]
+
+
+@pytest.fixture
+def device_kit(make_kit: KitFactory, use_kit: Callable[[sessionkit.SessionKit], None]) -> Any:
+    made = make_kit(store=MemoryStore(), reauth_path="/reauth")
+    use_kit(made)
+    return made
+
+
+def _next(location: str) -> str:
+    parts = urlsplit(location)
+    assert parts.path == "/reauth"
+    [value] = parse_qs(parts.query)["next"]
+    return value
+
+
+@pytest.mark.parametrize("view", ["/sensitive", "/asensitive"])
+def test_require_fresh_login_sends_a_stale_login_to_reauth(
+    device_kit: sessionkit.SessionKit, clock: Any, view: str
+) -> None:
+    user = make_user()
+    client = Client()
+    anonymous = client.get(view)
+    assert anonymous.status_code == 303
+    assert _next(anonymous["Location"]) == view
+    post_json(client, "/login", login_body(user))
+    assert client.get(f"{view}?tab=keys").json() == {"done": user.get_username()}
+    clock.advance(301)
+    stale = client.post(f"{view}?tab=keys")
+    assert stale.status_code == 303
+    assert _next(stale["Location"]) == f"{view}?tab=keys"
+    back = post_json(client, stale["Location"], login_body(user))
+    assert back.status_code == 302
+    assert back["Location"] == f"{view}?tab=keys"
+    assert client.get(back["Location"]).json() == {"done": user.get_username()}
+
+
+def test_require_fresh_login_under_the_async_client(
+    device_kit: sessionkit.SessionKit, clock: Any
+) -> None:
+    import asyncio
+
+    user = make_user()
+
+    async def scenario() -> tuple[int, Any]:
+        client = AsyncClient()
+        await client.post(
+            "/alogin", data=json.dumps(login_body(user)), content_type="application/json"
+        )
+        fresh = (await client.get("/asensitive")).json()
+        clock.advance(301)
+        return (await client.get("/asensitive")).status_code, fresh
+
+    status, fresh = asyncio.run(scenario())
+    assert fresh == {"done": user.get_username()}
+    assert status == 303
+
+
+def test_a_hostile_next_is_never_followed_by_the_reauth_view(
+    device_kit: sessionkit.SessionKit,
+) -> None:
+    user = make_user()
+    client = Client()
+    post_json(client, "/login", login_body(user))
+    for hostile in ["//evil.example", "https://evil.example/", "/\\evil.example"]:
+        back = client.post(
+            f"/reauth?next={hostile}",
+            data=json.dumps(login_body(user)),
+            content_type="application/json",
+        )
+        assert back["Location"] == "/"
+
+
+def test_list_and_end_one_session_of_a_django_user(device_kit: sessionkit.SessionKit) -> None:
+    alice, bob = make_user(), make_user()
+    laptop, phone, other = Client(headers={"User-Agent": FIREFOX}), Client(), Client()
+    phone.defaults["HTTP_USER_AGENT"] = SAFARI
+    post_json(laptop, "/login", login_body(alice))
+    post_json(phone, "/login", login_body(alice))
+    post_json(other, "/login", login_body(bob))
+    listed = laptop.get("/sessions").json()
+    assert [(i["device"], i["current"]) for i in listed] == [
+        ("Firefox on Windows", True),
+        ("Mobile Safari on iOS", False),
+    ]
+    [bobs] = other.get("/sessions").json()
+    assert post_json(laptop, "/sessions/end", {"handle": bobs["handle"]}).json() == {"ended": False}
+    assert other.get("/state").json()["auth"] is True
+    assert post_json(laptop, "/asessions/end", {"handle": listed[1]["handle"]}).json() == {
+        "ended": True
+    }
+    assert phone.get("/state").json()["auth"] is False
+    assert laptop.get("/asessions").json() == ["Firefox on Windows"]
+    assert Client().get("/sessions").json() == []

@@ -35,7 +35,7 @@ CACHE = Path(os.environ.get("SESSIONKIT_PEERS_CACHE", fetch.DEFAULT_DEST))
 FRAMEWORKS = ("starlette", "flask", "django")
 
 #: The least number of tests of each suite that must pass against sessionkit.
-MIN_PASSED = {"starlette": 5, "flask": 5, "django": 36}
+MIN_PASSED = {"starlette": 9, "flask": 14, "django": 64}
 
 #: How many tests each suite runs: a change means the peer's tests changed (a new
 #: version was installed) and the selection and the document need a look.
@@ -43,9 +43,9 @@ EXPECTED_TOTAL = {"starlette": 15, "flask": 19, "django": 77}
 
 #: Flask's session tests: every test of ``test_basic.py`` and ``test_testing.py`` whose
 #: name says ``session``, and the two flash tests of ``test_basic.py`` (flashed messages
-#: live in the session). Left out: ``test_testing.py::test_session_transactions_no_null_
-#: sessions``, which builds its own app without the ``app`` fixture, so it never meets
-#: sessionkit.
+#: live in the session); the two files hold no other session or flash test. Left out:
+#: ``test_testing.py::test_session_transactions_no_null_sessions``, which builds its own
+#: app without the ``app`` fixture, so it never meets sessionkit.
 FLASK_TESTS = (
     "test_basic.py::test_session_accessed",
     "test_basic.py::test_session_path",

@@ -125,6 +125,25 @@ REQUIREMENTS: dict[str, Requirement] = {
             2,
             "one user: revoke_user (with a store); all users: remove the key",
         ),
+        _r(
+            "7.5.1",
+            "Full re-authentication before changes to sensitive account attributes",
+            2,
+            "sessionkit gives require_fresh_login and confirm_login(); the app marks the "
+            "sensitive views and asks for the password",
+        ),
+        _r(
+            "7.5.2",
+            "Users can view their active sessions and end any or all of them",
+            2,
+            "with a store: sessions_of and revoke_session; the app shows the page",
+        ),
+        _r(
+            "7.5.3",
+            "Further authentication before highly sensitive operations",
+            3,
+            "require_fresh_login with a short max_age; the second factor is the app's",
+        ),
         # V9 Self-contained Tokens
         _r("9.1.1", "Self-contained tokens are authenticated before their content is used", 1),
         _r("9.1.2", "Only allowlisted token algorithms; no 'none' or downgrade", 1),
@@ -190,9 +209,6 @@ NOT_APPLICABLE: dict[str, str] = {
     "7.1.2": "concurrent-session limits are the app's policy (a store can count families)",
     "7.1.3": "no federated identity in sessionkit",
     "7.4.4": "the logout link is the app's user interface",
-    "7.5.1": "re-authentication before sensitive changes is the app's flow",
-    "7.5.2": "sessionkit has no API listing a user's sessions; revoke_user ends them all",
-    "7.5.3": "step-up authentication is the app's flow",
     "7.6.1": "no federated identity in sessionkit",
     "7.6.2": "sessions are created by the app's explicit login call",
     "9.2.4": "tokens are symmetric and for one audience (this app's cookie name and keys)",

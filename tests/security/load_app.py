@@ -6,7 +6,7 @@ Configured from the environment (set by ``test_load.py``):
 - ``SK_LOAD_REDIS`` and ``SK_LOAD_PREFIX``: the Redis store;
 - ``SK_LOAD_ADMIN``: the token of the admin hook below.
 
-Routes (every JSON answer is the session as the app sees it):
+Routes (every JSON answer is the session as the app sees it, and the visitor id):
 
 - ``POST /login`` ``{"user", "secret"}``: ``session.login(user)``, stores the secret, n = 0;
 - ``GET /app/me``: the application (cookies required, needs the store);
@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 import sessionkit
 from sessionkit import Session
-from sessionkit.asgi import SessionMiddleware
+from sessionkit.asgi import SessionMiddleware, visitor_of
 from sessionkit.stores.redis import RedisStore
 
 ROTATE_EVERY = 2
@@ -51,6 +51,7 @@ def state(request: Request) -> JSONResponse:
             "n": session.get("n"),
             "note": session.get("note"),
             "id": session.id,
+            "visitor": visitor_of(request.scope),
         }
     )
 

@@ -380,7 +380,12 @@ SHAPES = [
 @pytest.mark.asvs("SK-LINEAR-PARSING", "15.2.2")
 @pytest.mark.parametrize("shape", SHAPES)
 def test_core_cost_grows_linearly_with_the_header(make_kit: MakeKit, shape: str) -> None:
-    """64x the bytes: under 100x the calls and under 100x the time (measured as ratios)."""
+    """64x the bytes: under 100x the calls; 8x the bytes: under 24x the time.
+
+    The time ratio is taken between two large headers, where the per-byte cost dominates
+    the fixed cost of opening the session: linear work gives about 8x, quadratic 64x, so
+    the bound holds on a loaded machine and still catches a quadratic parser.
+    """
     kit = make_kit(require_cookies=["/app"])
     good = logged_in(kit)
     small, large = _shape(shape, 1024, good), _shape(shape, 65536, good)
@@ -390,8 +395,9 @@ def test_core_cost_grows_linearly_with_the_header(make_kit: MakeKit, shape: str)
 
     calls_small, calls_large = _profile_calls(run(small)), _profile_calls(run(large))
     assert calls_large <= 100 * max(calls_small, 1), (calls_small, calls_large)
-    time_small, time_large = _best_time(run(small), 20), _best_time(run(large), 5)
-    assert time_large <= 100 * time_small, (time_small, time_large)
+    medium, huge = _shape(shape, 16384, good), _shape(shape, 131072, good)
+    time_medium, time_huge = _best_time(run(medium), 7), _best_time(run(huge), 5)
+    assert time_huge <= 24 * time_medium, (time_medium, time_huge)
 
 
 def _asgi_cost(kit: SessionKit, headers: list[tuple[bytes, bytes]]) -> float:

@@ -20,25 +20,29 @@ end like :mod:`sessionkit.wsgi`: it hands the request to :meth:`SessionKit.open`
 with the cookies-required gate's response (nothing further down runs), loads the store
 record, puts a :class:`SessionStore` over the request's sessionkit session in
 ``request.session``, and applies the exchange's ``Set-Cookie``, ``Vary`` and
-``Cache-Control`` to the response. Django's ``CsrfViewMiddleware`` stays in charge of
-cross-site request forgery: sessionkit's checks (:mod:`sessionkit.forgery`) are off under
-Django unless the kit is given forgery settings (``forgery``, ``trusted_origins`` or
-``csrf_exempt``). Django itself never
-sets the session cookie, so the session cookie, the visitor cookie and their attributes
-are the kit's alone: of Django's session settings only ``SESSION_ENGINE``,
-``SESSION_COOKIE_NAME`` and ``SESSION_EXPIRE_AT_BROWSER_CLOSE`` are read, and checked
-against the kit at start-up; the other ``SESSION_COOKIE_*`` settings,
-``SESSION_COOKIE_AGE`` and ``SESSION_SAVE_EVERY_REQUEST`` are replaced by the kit's
-settings.
+``Cache-Control`` to the response. Django itself never sets the session cookie, so the
+session cookie, the visitor cookie and their attributes are the kit's. Django's session
+settings are honoured when the project sets them (``SESSION_COOKIE_NAME``, ``_PATH``,
+``_DOMAIN``, ``_SECURE``, ``_HTTPONLY``, ``_SAMESITE``, ``SESSION_COOKIE_AGE`` as the idle
+timeout, ``SESSION_EXPIRE_AT_BROWSER_CLOSE``, ``SESSION_SAVE_EVERY_REQUEST``), or refused at
+start-up with the fix when they would weaken the kit (``SESSION_COOKIE_SECURE = False``
+outside development, ``SESSION_COOKIE_SAMESITE = False``); one left at Django's default
+leaves sessionkit's stricter default in place. As with Django, a response with a 5xx
+status saves none of the session's changes. Refused cookies are also reported on
+``django.security.SuspiciousSession``. Django's ``CsrfViewMiddleware`` stays in charge
+of cross-site request forgery: sessionkit's checks (:mod:`sessionkit.forgery`) are off
+under Django unless the kit is given forgery settings (``forgery``, ``trusted_origins`` or
+``csrf_exempt``).
 
 ``request.session`` keeps Django's API. ``cycle_key()`` rotates the id (``session.rotate()``);
 writing ``_auth_user_id`` (what ``django.contrib.auth.login()`` does after ``cycle_key()``)
 binds the session to that user (``session.login(user_id)``: a new id and family, so a
 planted id is worthless, and ``kit.revoke_user`` finds it); ``flush()`` (what ``logout()``
-calls) invalidates it. Timeouts are the kit's for every session: ``get_expiry_age()`` and
-``get_expiry_date()`` report them, and ``set_expiry()`` accepts only what they already
-say, raising ``NotImplementedError`` otherwise. ``clear_expired()`` has nothing to do:
-cookies expire by themselves and store records with their session.
+calls) logs out. ``set_expiry()`` gives the session its own lifetime with Django's
+meanings (sealed and enforced on the server, capped by the kit's ``max_lifetime``), and
+``get_expiry_age()``, ``get_expiry_date()`` and ``get_expire_at_browser_close()`` report
+it. ``session_key`` is stable from login to logout (a keyed hash of the family, never an
+id), and None for a session that was never saved.
 
 A :class:`SessionStore` built outside a request (``SessionStore()``, ``SessionStore(key)``,
 as Django's test client does for ``client.login()`` and ``client.session``) opens the
@@ -48,6 +52,9 @@ new cookie value, as with Django's ``signed_cookies`` engine.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import math
 import threading
 from collections.abc import Awaitable, Callable, Container, Mapping
 from datetime import datetime, timedelta
@@ -72,9 +79,11 @@ from ..access import opt_out as _opt_out
 from ..access import session_of as _session_of
 from ..access import visitor_of as _visitor_of
 from ..errors import ConfigurationError
+from ..events import EXPIRED_ABSOLUTE, EXPIRED_IDLE, SecurityEvent
 from ..forgery import Provenance
 from ..gate import EarlyResponse
-from ..kit import Exchange, HeaderChanges, SessionKit
+from ..kit import EventHook, Exchange, HeaderChanges, SessionKit
+from ..lifetime import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_MAX_LIFETIME, DEFAULT_TOUCH_INTERVAL
 from ..session import Session, UserId
 from ..stores.base import StoreUnavailable
 
@@ -100,6 +109,14 @@ _DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 AUTH_USER_KEY = "_auth_user_id"
 #: Where the request's exchange is kept (``request.META``), as the WSGI front end does.
 _EXCHANGE = "sessionkit.exchange"
+
+#: Where Django reports a session it cannot decode; sessionkit's refusals go there too.
+_SUSPICIOUS = logging.getLogger("django.security.SuspiciousSession")
+#: The keys Django's own views keep in the session, which the privacy guard lets through
+#: by exact name (the password-reset view keeps the reset token there).
+DJANGO_INTERNAL_KEYS = ("_password_reset_token",)
+#: Purpose of the subkey that turns a family into Django's ``session_key``.
+_KEY_PURPOSE = "django.session_key"
 
 _kit: SessionKit | None = None
 _kit_lock = threading.Lock()
@@ -137,17 +154,114 @@ def _build_kit() -> SessionKit:
             "settings.SESSIONKIT must be a dict of SessionKit keyword arguments "
             f"(or a SessionKit), not {type(config).__name__}"
         )
+    options = dict(config)
+    for name, option, value in _from_django_settings():
+        if option in options and options[option] != value:
+            raise ImproperlyConfigured(
+                f"{name} = {getattr(settings, name)!r} says {option}={value!r} but "
+                f"settings.SESSIONKIT says {option}={options[option]!r}: keep one of them"
+            )
+        options[option] = value
+    options["on_security_event"] = _suspicious_session(options.get("on_security_event"))
     try:
-        if "secret_keys" in config:
-            return SessionKit(**config)
-        return SessionKit.from_env(**config)
+        if "secret_keys" in options:
+            return SessionKit(**options)
+        return SessionKit.from_env(**options)
     except (ConfigurationError, TypeError) as exc:
-        raise ImproperlyConfigured(f"settings.SESSIONKIT: {exc}") from exc
+        hint = ""
+        if options.get("secure") is False:
+            hint = (
+                " (SESSION_COOKIE_SECURE = False sends the session cookie over plain http: "
+                'add "insecure_development": True to settings.SESSIONKIT on a development '
+                "machine, or remove the setting)"
+            )
+        raise ImproperlyConfigured(f"settings.SESSIONKIT: {exc}{hint}") from exc
+
+
+#: Django's ``SameSite`` spellings, as sessionkit's.
+_SAME_SITE = {"Lax": "lax", "Strict": "strict", "None": "none"}
+
+
+def _from_django_settings() -> list[tuple[str, str, Any]]:
+    """The kit options that Django's session settings set explicitly ask for.
+
+    A setting left at Django's default leaves sessionkit's (stricter) default in place; a
+    setting the project wrote is honoured, or refused with the fix.
+    """
+    given = settings.is_overridden
+    out: list[tuple[str, str, Any]] = []
+    if given("SESSION_COOKIE_NAME"):
+        out.append(("SESSION_COOKIE_NAME", "session_cookie", settings.SESSION_COOKIE_NAME))
+    if given("SESSION_COOKIE_PATH"):
+        out.append(("SESSION_COOKIE_PATH", "path", settings.SESSION_COOKIE_PATH))
+    if given("SESSION_COOKIE_DOMAIN") and settings.SESSION_COOKIE_DOMAIN:
+        out.append(("SESSION_COOKIE_DOMAIN", "domain", settings.SESSION_COOKIE_DOMAIN))
+    if given("SESSION_COOKIE_SECURE"):
+        out.append(("SESSION_COOKIE_SECURE", "secure", bool(settings.SESSION_COOKIE_SECURE)))
+    if given("SESSION_COOKIE_HTTPONLY"):
+        out.append(("SESSION_COOKIE_HTTPONLY", "http_only", bool(settings.SESSION_COOKIE_HTTPONLY)))
+    if given("SESSION_COOKIE_SAMESITE"):
+        same_site = _SAME_SITE.get(settings.SESSION_COOKIE_SAMESITE)
+        if same_site is None:
+            raise ImproperlyConfigured(
+                f"SESSION_COOKIE_SAMESITE = {settings.SESSION_COOKIE_SAMESITE!r}: sessionkit "
+                "always sends SameSite; use 'Lax' (the default), 'Strict' or 'None'"
+            )
+        out.append(("SESSION_COOKIE_SAMESITE", "same_site", same_site))
+    if given("SESSION_EXPIRE_AT_BROWSER_CLOSE"):
+        persistent = not settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
+        out.append(("SESSION_EXPIRE_AT_BROWSER_CLOSE", "persistent_cookie", persistent))
+    if given("SESSION_COOKIE_AGE"):
+        age = settings.SESSION_COOKIE_AGE
+        if type(age) is not int or age <= 0:
+            raise ImproperlyConfigured(
+                f"SESSION_COOKIE_AGE = {age!r}: give a positive whole number of seconds"
+            )
+        out.append(("SESSION_COOKIE_AGE", "idle_timeout", age))
+        out.append(("SESSION_COOKIE_AGE", "absolute_timeout", max(age, DEFAULT_ABSOLUTE_TIMEOUT)))
+        out.append(("SESSION_COOKIE_AGE", "max_lifetime", max(age, DEFAULT_MAX_LIFETIME)))
+        if not settings.SESSION_SAVE_EVERY_REQUEST:
+            touch = min(DEFAULT_TOUCH_INTERVAL, age // 2)
+            out.append(("SESSION_COOKIE_AGE", "touch_interval", touch))
+    if given("SESSION_SAVE_EVERY_REQUEST") and settings.SESSION_SAVE_EVERY_REQUEST:
+        out.append(("SESSION_SAVE_EVERY_REQUEST", "touch_interval", 0))
+    return out
+
+
+#: How to read, off a built kit, what each Django setting asks of it (the options a
+#: setting only derives, such as the absolute timeout from SESSION_COOKIE_AGE, are not
+#: compared).
+_KIT_OPTIONS: dict[tuple[str, str], Callable[[SessionKit], Any]] = {
+    ("SESSION_COOKIE_PATH", "path"): lambda kit: kit.session_spec.path,
+    ("SESSION_COOKIE_DOMAIN", "domain"): lambda kit: kit.session_spec.domain,
+    ("SESSION_COOKIE_SECURE", "secure"): lambda kit: kit.session_spec.secure,
+    ("SESSION_COOKIE_HTTPONLY", "http_only"): lambda kit: kit.session_spec.http_only,
+    ("SESSION_COOKIE_SAMESITE", "same_site"): lambda kit: kit.session_spec.same_site,
+    ("SESSION_EXPIRE_AT_BROWSER_CLOSE", "persistent_cookie"): lambda kit: kit.timeouts.persistent,
+    ("SESSION_COOKIE_AGE", "idle_timeout"): lambda kit: kit.timeouts.idle,
+    ("SESSION_SAVE_EVERY_REQUEST", "touch_interval"): lambda kit: kit.timeouts.touch,
+}
+
+
+def _suspicious_session(hook: EventHook | None) -> EventHook:
+    """The kit's event hook: Django's ``django.security.SuspiciousSession`` logger, then ``hook``.
+
+    A refused cookie is what Django reports there (``Session data corrupted``), so a
+    project's existing alerting on that logger sees sessionkit's refusals too.
+    """
+
+    def report(event: SecurityEvent) -> None:
+        if event.reason not in (EXPIRED_IDLE, EXPIRED_ABSOLUTE):
+            _SUSPICIOUS.warning("Session data corrupted: %s", event.reason)
+        if hook is not None:
+            hook(event)
+
+    return report
 
 
 def _forget_kit(*, setting: str, **kwargs: Any) -> None:
     global _kit
-    if setting == "SESSIONKIT":
+    if setting == "SESSIONKIT" or setting.startswith("SESSION_"):
         with _kit_lock:
             _kit = None
 
@@ -167,13 +281,14 @@ def _check_settings(kit: SessionKit) -> None:
             f"SessionKitMiddleware takes the place of {_DJANGO_MIDDLEWARE}: remove that one "
             "from MIDDLEWARE, or it sets a second session cookie of its own"
         )
-    if kit.persistent_cookie == settings.SESSION_EXPIRE_AT_BROWSER_CLOSE:
-        raise ImproperlyConfigured(
-            f"SESSION_EXPIRE_AT_BROWSER_CLOSE is {settings.SESSION_EXPIRE_AT_BROWSER_CLOSE} but "
-            f"the kit has persistent_cookie={kit.persistent_cookie}: put "
-            f"persistent_cookie={not settings.SESSION_EXPIRE_AT_BROWSER_CLOSE} in "
-            "settings.SESSIONKIT (sessionkit decides the cookie's lifetime)"
-        )
+    for name, option, value in _from_django_settings():
+        read = _KIT_OPTIONS.get((name, option))
+        if read is not None and read(kit) != value:
+            raise ImproperlyConfigured(
+                f"{name} = {getattr(settings, name)!r} asks for {option}={value!r} but the "
+                f"kit in settings.SESSIONKIT has {option}={read(kit)!r}: build the kit with "
+                f"{option}={value!r}, or remove {name}"
+            )
     if kit.session_spec.name != settings.SESSION_COOKIE_NAME:
         raise ImproperlyConfigured(
             f"SESSION_COOKIE_NAME is {settings.SESSION_COOKIE_NAME!r} but sessionkit's session "
@@ -359,6 +474,7 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
             return _early(early)
         _bind(request, exchange)
         response = self.get_response(request)
+        _discard_on_error(exchange, response)
         return _apply(response, exchange.finish(*_read(response)))
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
@@ -372,6 +488,7 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
             return _early(early)
         _bind(request, exchange)
         response = await cast("Callable[[HttpRequest], Awaitable[Any]]", self.get_response)(request)
+        _discard_on_error(exchange, response)
         vary, cache_control = _read(response)
         changes = (
             exchange.finish(vary, cache_control)
@@ -417,8 +534,18 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
             path=request.path,
             query=meta.get("QUERY_STRING", ""),
             accept=meta.get("HTTP_ACCEPT"),
+            user_agent=meta.get("HTTP_USER_AGENT"),
+            scheme=request.scheme,
+            host=meta.get("HTTP_HOST"),
+            preflight=request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta,
             provenance=provenance,
         )
+
+
+def _discard_on_error(exchange: Exchange, response: HttpResponseBase) -> None:
+    # As Django's SessionMiddleware: a server error's session changes are not saved.
+    if response.status_code >= 500:
+        exchange.discard()
 
 
 def _bind(request: HttpRequest, exchange: Exchange) -> None:
@@ -431,31 +558,26 @@ def _bind(request: HttpRequest, exchange: Exchange) -> None:
 # --------------------------------------------------------------------------- engine
 
 
-def _unsupported(what: str) -> NotImplementedError:
-    kit = get_kit()
-    return NotImplementedError(
-        f"{what}: sessionkit applies one policy to every session. The idle timeout "
-        f"(idle_timeout={kit.idle_timeout}), the absolute timeout "
-        f"(absolute_timeout={kit.absolute_timeout}) and whether the cookie outlives the "
-        f"browser (persistent_cookie={kit.persistent_cookie}) are SessionKit settings: "
-        "change them in settings.SESSIONKIT"
-    )
+def _valid_key(value: str | None) -> str | None:
+    # As Django's SessionBase: a falsy or short key is no key.
+    return value if value and len(value) >= 8 else None
 
 
 class SessionStore(SessionBase):  # type: ignore[misc]
     """Django's ``request.session`` API over a sessionkit session.
 
     In a request, :class:`SessionKitMiddleware` builds it over the request's session and
-    saves it when the response starts: ``save()`` only makes sure the cookie is re-issued.
-    Built by hand (``SessionStore(cookie_value)``), it opens that cookie value, and
-    ``save()`` seals the session into ``session_key``.
+    saves it when the response starts: ``save()`` only makes sure the cookie is issued.
+    Built by hand (``SessionStore(cookie_value)``, as Django's test client does), it opens
+    that cookie value, and ``save()`` seals the session into ``session_key``, as with
+    Django's ``signed_cookies`` engine.
     """
 
     def __init__(self, session_key: str | None = None, *, exchange: Exchange | None = None) -> None:
         self.accessed = False
         self._exchange = exchange
         self._bound = exchange is not None
-        self._cookie_value = session_key or None
+        self._cookie_value = _valid_key(session_key)
         if exchange is not None:
             self._session_cache: Session = exchange.session
         else:
@@ -467,8 +589,11 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         if early is not None:
             raise StoreUnavailable("the session store did not answer; the session is unknown")
         self._exchange = exchange
-        self._session_cache = exchange.session
-        return exchange.session
+        session = self._session_cache = exchange.session
+        if session.is_new:
+            # An unknown or refused key is never reused (Django: no record on load).
+            self._cookie_value = None
+        return session
 
     def _new_exchange(self) -> Exchange:
         kit = get_kit()
@@ -501,20 +626,41 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         """Coroutine form of :meth:`load`."""
         return await self._aget_session()
 
+    # -- the key
+
     @property
     def session_key(self) -> str | None:
-        """In a request, the session's current opaque id; built by hand, the cookie value.
+        """The session's key: stable from login to logout, None for a session not saved.
 
-        By hand it is the value given, then after :meth:`save` the sealed cookie value
-        (``""`` when the session is empty and needs no cookie).
+        In a request it is derived (one-way, keyed) from the session's family and its
+        number of explicit rotations, so it changes with ``cycle_key()``, login and logout
+        but not with sessionkit's timed id rotation, and reveals neither id. Built by
+        hand it is the cookie value given, then after :meth:`save` the sealed cookie value.
         """
-        if self._bound:
-            return self._get_session().id
-        return self._cookie_value
+        if not self._bound:
+            return self._cookie_value
+        session = self._get_session()
+        state = session.state  # opens the session
+        if session.is_new and not session.modified:
+            return None
+        key = get_kit().keys.subkeys(_KEY_PURPOSE)
+        subkey = next(iter(key.values()))
+        message = f"{state.family}.{state.generation}".encode("ascii")
+        return hashlib.blake2b(message, key=subkey, digest_size=16).hexdigest()
 
-    @property
-    def _session_key(self) -> str | None:
+    def _get_session_key(self) -> str | None:
         return self.session_key
+
+    def _set_session_key(self, value: str | None) -> None:
+        if self._bound:
+            raise AttributeError(
+                "the key of a request's session is sessionkit's: use cycle_key() for a new one"
+            )
+        self._cookie_value = _valid_key(value)
+        self._exchange = None
+        self.__dict__.pop("_session_cache", None)
+
+    _session_key = property(_get_session_key, _set_session_key)
 
     @property
     def modified(self) -> bool:
@@ -533,9 +679,15 @@ class SessionStore(SessionBase):  # type: ignore[misc]
     # -- writes: _auth_user_id binds the session to the user
 
     def _write(self, session: Session, key: str, value: Any) -> None:
+        if key in DJANGO_INTERNAL_KEYS:
+            session.put_trusted(key, value)
+            return
         session[key] = value
         if key == AUTH_USER_KEY:
             session.login(cast(UserId, value))
+            # login() keeps the data of an anonymous session; the key is written again
+            # under the new id, as django.contrib.auth.login() expects.
+            dict.__setitem__(session, key, value)
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._write(self._get_session(), key, value)
@@ -557,39 +709,84 @@ class SessionStore(SessionBase):  # type: ignore[misc]
             self._write(session, key, value)
 
     def clear(self) -> None:
-        """Remove all data; the id and the user binding stay (use :meth:`flush` to log out)."""
-        self._get_session().clear()
+        """Remove all data, as Django's ``clear()``; the id stays.
+
+        Removing ``_auth_user_id`` ends the login, so a session bound to a user is
+        logged out instead (as :meth:`flush`).
+        """
+        session = self._get_session()
+        if session.user_id is not None:
+            session.invalidate()
+            return
+        for key in list(dict.keys(session)):
+            del session[key]
+
+    def __delitem__(self, key: str) -> None:
+        session = self._get_session()
+        if key == AUTH_USER_KEY and session.user_id is not None:
+            session.invalidate()
+            return
+        del session[key]
 
     # -- lifecycle
 
     def cycle_key(self) -> None:
-        """Give the session a new id and keep its data (``session.rotate()``)."""
+        """Give the session a new key and keep its data (``session.rotate()``)."""
         self._get_session().rotate()
+        if not self._bound:
+            self.save()
 
     async def acycle_key(self) -> None:
         """Coroutine form of :meth:`cycle_key`."""
         (await self._aget_session()).rotate()
+        if not self._bound:
+            await self.asave()
 
     def flush(self) -> None:
         """Log out: drop data and user, new id, old id revoked with a store."""
         self._get_session().invalidate()
+        if not self._bound:
+            self._forget()
 
     async def aflush(self) -> None:
         """Coroutine form of :meth:`flush`."""
         (await self._aget_session()).invalidate()
+        if not self._bound:
+            await self._aforget()
+
+    def _forget(self) -> None:
+        self._saved(cast(Exchange, self._exchange).finish([], []))
+        self._start_over()
+
+    async def _aforget(self) -> None:
+        self._saved(await cast(Exchange, self._exchange).afinish([], []))
+        self._start_over()
+
+    def _start_over(self) -> None:
+        # After a logout by hand: no key, and a new empty session that counts as changed.
+        self._cookie_value = None
+        exchange = self._exchange = get_kit().open(None)
+        self._session_cache = exchange.session
+        exchange.session.modified = True
 
     def create(self) -> None:
-        """Start over under a new id, keeping the data, and save."""
-        self.cycle_key()
+        """Start a new session, kept even while empty, and save it."""
+        session = self._get_session()
+        if not session.is_new:
+            session.rotate()
+        session.keep()
         self.save()
 
     async def acreate(self) -> None:
         """Coroutine form of :meth:`create`."""
-        await self.acycle_key()
+        session = await self._aget_session()
+        if not session.is_new:
+            session.rotate()
+        session.keep()
         await self.asave()
 
     def exists(self, session_key: str) -> bool:
-        """Always False: sessions live in their cookies and cannot be looked up by key."""
+        """Always False: keys are not looked up (a key is never reused for a new session)."""
         return False
 
     async def aexists(self, session_key: str) -> bool:
@@ -597,27 +794,29 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         return False
 
     def delete(self, session_key: str | None = None) -> None:
-        """Delete this session (as :meth:`flush`); another session cannot be named by key."""
-        if session_key is not None and session_key != self.session_key:
-            raise NotImplementedError(
-                "sessionkit cannot delete another session by key: sessions live in their "
-                "cookies. End all of a user's sessions with revoke_user(user) (needs a store)"
-            )
-        self.flush()
+        """Delete this session (as :meth:`flush`); another key names nothing to delete.
+
+        As with Django's ``signed_cookies`` engine, a session lives in its cookie; end
+        all of a user's sessions with :func:`revoke_user` (needs a store).
+        """
+        if session_key is None or session_key == self.session_key:
+            self.flush()
 
     async def adelete(self, session_key: str | None = None) -> None:
         """Coroutine form of :meth:`delete`."""
-        self.delete(session_key)
+        if session_key is None or session_key == self.session_key:
+            await self.aflush()
 
     def save(self, must_create: bool = False) -> None:
-        """Make sure the session is saved: re-issued by the middleware, or sealed by hand."""
-        self._get_session().modified = True
+        """Make sure the session is saved: issued by the middleware, or sealed by hand."""
+        session = self._get_session()
+        session.keep()
         if not self._bound:
             self._saved(cast(Exchange, self._exchange).finish([], []))
 
     async def asave(self, must_create: bool = False) -> None:
         """Coroutine form of :meth:`save`."""
-        (await self._aget_session()).modified = True
+        (await self._aget_session()).keep()
         if not self._bound:
             self._saved(await cast(Exchange, self._exchange).afinish([], []))
 
@@ -625,11 +824,9 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         if isinstance(changes, EarlyResponse):
             raise StoreUnavailable("the session store did not answer; the session is not saved")
         prefix = f"{get_kit().session_spec.name}="
-        value = ""
         for name, header in changes.add:
             if name == "Set-Cookie" and header.startswith(prefix):
-                value = header[len(prefix) :].partition(";")[0]
-        self._cookie_value = value
+                self._cookie_value = _valid_key(header[len(prefix) :].partition(";")[0])
         # The next use opens the saved value afresh, as the next request would.
         self._exchange = None
         del self._session_cache
@@ -644,22 +841,51 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         if callable(purge):
             purge(get_kit().clock())
 
-    # -- expiry: the kit's policy, the same for every session
+    # -- encode / decode: a sealed cookie value
+
+    def encode(self, session_dict: Mapping[str, Any]) -> str:
+        """Seal ``session_dict`` into a cookie value of a new anonymous session."""
+        exchange = get_kit().open(None)
+        exchange.session.update(session_dict)
+        exchange.session.keep()
+        changes = exchange.finish([], [])
+        prefix = f"{get_kit().session_spec.name}="
+        if isinstance(changes, HeaderChanges):
+            for name, header in changes.add:
+                if name == "Set-Cookie" and header.startswith(prefix):
+                    return header[len(prefix) :].partition(";")[0]
+        raise StoreUnavailable("the session store did not answer; nothing was encoded")
+
+    def decode(self, session_data: str) -> dict[str, Any]:
+        """The data of a sealed cookie value; ``{}`` (and a logged refusal) if it does not open."""
+        kit = get_kit()
+        exchange = kit.open(f"{kit.session_spec.name}={session_data}")
+        early = exchange.load_record() if exchange.pending is not None else None
+        if early is not None:
+            raise StoreUnavailable("the session store did not answer; the session is unknown")
+        session = exchange.session
+        return {} if session.is_new else dict(dict.items(session))
+
+    # -- expiry: the core's per-session lifetime, with Django's meanings
 
     def get_session_cookie_age(self) -> int:
-        """The idle timeout: the longest a session cookie is kept."""
-        return get_kit().idle_timeout
+        """The kit's idle timeout (``SESSION_COOKIE_AGE`` when that is set)."""
+        return get_kit().timeouts.idle
 
     def get_expiry_age(self, *, modification: datetime | None = None, expiry: object = None) -> int:
-        """Seconds from ``modification`` (now) until the session ends if left idle.
-
-        That is the idle timeout, or less when the absolute timeout comes first.
-        """
-        if expiry is not None:
-            raise _unsupported("get_expiry_age(expiry=...)")
+        """Seconds from ``modification`` (now) until the session ends if left idle."""
         kit = get_kit()
         now = kit.clock() if modification is None else modification.timestamp()
-        return kit.seconds_left(self._get_session(), now)
+        if expiry is not None:
+            if isinstance(expiry, datetime):
+                return max(0, math.ceil(expiry.timestamp() - now))
+            return int(cast(int, expiry))
+        state = self._get_session().state
+        timeouts = kit.timeouts
+        lifetime = state.lifetime
+        idle = timeouts.idle_of(lifetime)
+        end = timeouts.end_of(lifetime, state.created_at)
+        return max(0, min(idle, math.ceil(end - now)))
 
     async def aget_expiry_age(
         self, *, modification: datetime | None = None, expiry: object = None
@@ -687,30 +913,151 @@ class SessionStore(SessionBase):  # type: ignore[misc]
         return self.get_expiry_date(modification=modification, expiry=expiry)
 
     def get_expire_at_browser_close(self) -> bool:
-        """Whether the session cookie ends with the browser (``persistent_cookie=False``)."""
-        return not get_kit().persistent_cookie
+        """Whether the session cookie ends with the browser.
+
+        ``set_expiry(0)`` says yes, another ``set_expiry`` no; otherwise the kit's
+        ``persistent_cookie`` (``SESSION_EXPIRE_AT_BROWSER_CLOSE``) decides.
+        """
+        lifetime = self._get_session().lifetime
+        if lifetime is None:
+            return not get_kit().timeouts.persistent
+        return not lifetime.persistent
 
     async def aget_expire_at_browser_close(self) -> bool:
         """Coroutine form of :meth:`get_expire_at_browser_close`."""
+        await self._aget_session()
         return self.get_expire_at_browser_close()
 
     def set_expiry(self, value: int | float | datetime | timedelta | None) -> None:
-        """Accept what the kit's policy already says; raise ``NotImplementedError`` otherwise.
+        """Give this session its own lifetime (:meth:`sessionkit.Session.set_expiry`).
 
-        ``None`` (the global policy) always passes; ``0`` passes when the session cookie
-        ends with the browser; a number of seconds passes when it is the idle timeout.
-        A date, or any other value, is refused: the policy is the same for every session.
+        Seconds or a ``timedelta`` of inactivity, a ``datetime`` at which it ends, ``0``
+        for a cookie that ends with the browser, ``None`` for the defaults; capped by the
+        kit's ``max_lifetime``, sealed, and enforced on the server. A naive ``datetime``
+        is local time when ``USE_TZ`` is off, as in Django.
         """
-        kit = get_kit()
-        if value is None:
-            return
-        if not isinstance(value, datetime | timedelta | bool):
-            if value == 0 and not kit.persistent_cookie:
-                return
-            if value == kit.idle_timeout:
-                return
-        raise _unsupported(f"set_expiry({value!r})")
+        if isinstance(value, datetime) and value.tzinfo is None and not settings.USE_TZ:
+            value = timezone.make_aware(value)
+        self._get_session().set_expiry(value)
 
     async def aset_expiry(self, value: int | float | datetime | timedelta | None) -> None:
         """Coroutine form of :meth:`set_expiry`."""
+        await self._aget_session()
         self.set_expiry(value)
+
+
+# --------------------------------------------------------------------------- devices
+# (imports here so this section stays apart from the ones above)
+
+import functools  # noqa: E402
+from typing import TypeVar  # noqa: E402
+
+from django.http import HttpResponseRedirect  # noqa: E402
+
+from ..access import fresh_login_location  # noqa: E402
+from ..devices import SessionInfo, check_fresh_login  # noqa: E402
+
+__all__ += [
+    "arevoke_session",
+    "asessions_of",
+    "require_fresh_login",
+    "revoke_session",
+    "sessions_of",
+]
+
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+class _SeeOther(HttpResponseRedirect):  # type: ignore[misc]
+    status_code = 303
+
+
+def require_fresh_login(
+    max_age: int, *, reauth_path: str | None = None
+) -> Callable[[_View], _View]:
+    """A view decorator: run the view only for a login at most ``max_age`` seconds old.
+
+    Any other request (a stale login, or no login) is redirected (303) to the
+    re-authentication page (``reauth_path``, by default the kit's ``reauth_path``) with
+    a same-origin ``next`` back to this view. That page asks for the password again,
+    calls ``session_of(request).confirm_login()`` and redirects to
+    :func:`sessionkit.devices.safe_next` of ``request.GET.get("next")``. Works on sync
+    and async function views::
+
+        @require_POST
+        @require_fresh_login(300)
+        def delete_account(request): ...
+
+    A ``max_age`` that is not a positive whole number of seconds raises
+    :class:`~sessionkit.ConfigurationError` when the view is decorated.
+    """
+    check_fresh_login(max_age, reauth_path)
+
+    def decorate(view: _View) -> _View:
+        def stale(request: HttpRequest) -> HttpResponse | None:
+            location = fresh_login_location(_state(request), max_age, reauth_path=reauth_path)
+            return None if location is None else _SeeOther(location)
+
+        if iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def afresh_only(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                redirect = stale(request)
+                if redirect is not None:
+                    return redirect
+                return await view(request, *args, **kwargs)
+
+            return cast(_View, afresh_only)
+
+        @functools.wraps(view)
+        def fresh_only(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            redirect = stale(request)
+            if redirect is not None:
+                return redirect
+            return view(request, *args, **kwargs)
+
+        return cast(_View, fresh_only)
+
+    return decorate
+
+
+def sessions_of(request: HttpRequest) -> list[SessionInfo]:
+    """The live sessions of the request's signed-in user, this request's marked ``current``.
+
+    Empty for a request without a signed-in user (``request.user`` anonymous). Needs a
+    store in the kit, like :meth:`SessionKit.sessions_of`.
+    """
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return []
+    return get_kit().sessions_of(_user_key(user), current=session_of(request))
+
+
+async def asessions_of(request: HttpRequest) -> list[SessionInfo]:
+    """Coroutine form of :func:`sessions_of`, for async views (``request.auser()``)."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return []
+    return await get_kit().asessions_of(_user_key(user), current=session_of(request))
+
+
+def revoke_session(request: HttpRequest, handle: str) -> bool:
+    """End the session of the request's user that ``handle`` names (see :func:`sessions_of`).
+
+    A handle that is not one of that user's ends nothing, returns False and is reported
+    as a security event (see :meth:`SessionKit.revoke_session`).
+    """
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return False
+    client = request.META.get("REMOTE_ADDR")
+    return get_kit().revoke_session(_user_key(user), handle, client=client)
+
+
+async def arevoke_session(request: HttpRequest, handle: str) -> bool:
+    """Coroutine form of :func:`revoke_session`, for async views."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return False
+    client = request.META.get("REMOTE_ADDR")
+    return await get_kit().arevoke_session(_user_key(user), handle, client=client)

@@ -90,3 +90,44 @@ SessionDep = Annotated[Session, Depends(get_session)]
 VisitorDep = Annotated[str | None, Depends(get_visitor)]
 #: ``token: CsrfTokenDep`` gives a fresh anti-forgery token for this request's session.
 CsrfTokenDep = Annotated[str, Depends(get_csrf_token)]
+
+
+# --------------------------------------------------------------------------- fresh logins
+# (imports here so this section stays apart from the ones above)
+
+from collections.abc import Callable  # noqa: E402
+
+from fastapi import HTTPException  # noqa: E402
+
+from ..access import fresh_login_location  # noqa: E402
+from ..devices import check_fresh_login  # noqa: E402
+
+__all__ += ["require_fresh_login"]
+
+
+def require_fresh_login(
+    max_age: int, *, reauth_path: str | None = None
+) -> Callable[[HTTPConnection], None]:
+    """A dependency: the path operation runs only for a login at most ``max_age`` seconds old.
+
+    Any other request (a stale login, or no login) is answered with a 303 to the
+    re-authentication page (``reauth_path``, by default the kit's) with a same-origin
+    ``next`` back to this path. That page asks for the password again, calls
+    ``session.confirm_login()`` and redirects to :func:`sessionkit.devices.safe_next`
+    of its ``next`` query parameter::
+
+        @app.post("/account/delete", dependencies=[Depends(require_fresh_login(300))])
+        async def delete_account(session: SessionDep) -> dict[str, str]: ...
+
+    A ``max_age`` that is not a positive whole number of seconds raises
+    :class:`~sessionkit.ConfigurationError` when the dependency is made.
+    """
+    check_fresh_login(max_age, reauth_path)
+
+    def fresh_login(connection: HTTPConnection) -> None:
+        _require(connection)
+        location = fresh_login_location(connection.scope, max_age, reauth_path=reauth_path)
+        if location is not None:
+            raise HTTPException(status_code=303, headers={"Location": location})
+
+    return fresh_login
