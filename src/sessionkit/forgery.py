@@ -22,7 +22,7 @@ session's family, its generation (which changes on login, logout and explicit ro
 not on timed rotation) and a scope: ``""`` for a site-wide token, valid on every token
 path, or the token path prefix a form posts to, valid under that prefix only. Each render masks it
 with fresh random bytes (one-time pad, as BREACH defences do), so compressed HTML never
-repeats it. Tokens are compared with :func:`hmac.compare_digest` only.
+repeats it. Tokens are compared with ``hmac.compare_digest`` only.
 
 A WebSocket handshake carries no ``Sec-Fetch-Site`` a server can rely on, but always an
 ``Origin`` from a browser: :func:`check_websocket` refuses one from another origin

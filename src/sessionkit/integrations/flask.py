@@ -49,7 +49,7 @@ when the browser closes, under the kit's idle and absolute timeouts.
 **Values** round-trip as through Flask's own serializer: ``tuple``, ``bytes``,
 ``Markup`` (flashed messages included), ``UUID`` and ``datetime`` (to the second, as
 Flask's tag keeps it) come back as what was stored. A session value is kept in its tagged
-JSON form (:class:`flask.json.tag.TaggedJSONSerializer`) and converted back when read; a
+JSON form (``flask.json.tag.TaggedJSONSerializer``) and converted back when read; a
 value that holds nothing to tag is kept as the very object stored, so changing it in place
 and setting ``session.modified = True`` works as in Flask. A value the serializer cannot
 represent is refused when it is assigned.
