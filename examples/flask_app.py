@@ -6,9 +6,10 @@ Run it from the repository root, with ``pip install -e ".[flask]"`` done::
 
 and open http://127.0.0.1:5000. The demo user is ``demo`` with the password
 ``correct horse``, typed at every log-on. ``flask.session`` is the sessionkit session;
-``/app`` requires cookies (one test redirect, then a "cookies are required" page).
-Sessions are recorded in an SQLite file, so log-out revokes the cookie and "log out
-everywhere" works.
+``/app`` requires cookies (one test redirect, then a "cookies are required" page) and
+shows the session as the kit sees it; ``/events`` lists the security events of this
+server. Sessions are recorded in an SQLite file, so log-out revokes the cookie and "log
+out everywhere" works.
 
 It serves plain http on 127.0.0.1 through the explicit ``insecure_development=True``
 opt-in. The key comes from ``SESSIONKIT_SECRET_KEYS`` or is generated at start (sessions
@@ -22,15 +23,23 @@ import flask
 from werkzeug.wrappers import Response
 
 from examples.common import (
+    COOKIES_NEEDED,
+    COOKIES_NEEDED_TITLE,
+    EVENTS,
     FORM_EXPIRED,
+    REMEMBER_FOR,
     WRONG_CREDENTIALS,
     credentials_match,
+    csrf_field,
     csrf_matches,
     demo_kit,
+    events_body,
     home_body,
     login_body,
+    opt_out_signal,
     page,
     private_body,
+    session_facts,
 )
 from sessionkit.integrations.flask import current_session, current_visitor, init_app
 
@@ -45,25 +54,43 @@ def form_is_genuine() -> bool:
     return csrf_matches(current_session(), flask.request.form.get("csrf_token", ""))
 
 
+def signal() -> str | None:
+    """The privacy signal the request sends (``Sec-GPC: 1``, ``DNT: 1``), or None."""
+    headers = flask.request.headers
+    return opt_out_signal(headers.get("Sec-GPC"), headers.get("DNT"))
+
+
+def facts() -> str:
+    return session_facts(
+        current_session(), kit.timeouts, visitor=current_visitor(), signal=signal()
+    )
+
+
 @app.get("/")
 def home() -> str:
-    return page("sessionkit demo", home_body(current_session().user_id, current_visitor()))
+    body = home_body(current_session().user_id, current_visitor(), signal(), kit.timeouts)
+    return page("sessionkit demo", body, current="/")
 
 
 @app.get("/login")
 def login_form() -> str:
-    return page("Log in", login_body(current_session()))
+    return page("Log in", login_body(csrf_field(current_session()), facts()), current="/login")
 
 
 @app.post("/login")
-def login() -> str | Response:
+def login() -> str | Response | tuple[str, int]:
     if not form_is_genuine():
+        if "Cookie" not in flask.request.headers:  # cookies are off: no token could come back
+            return page(COOKIES_NEEDED_TITLE, COOKIES_NEEDED), 403
         return page("Log in failed", FORM_EXPIRED)
     user = flask.request.form.get("username", "")
     if not credentials_match(user, flask.request.form.get("password", "")):
         return page("Log in failed", WRONG_CREDENTIALS)
-    current_session().login(user)  # a new id and family: a planted id is now worthless
-    del flask.session["csrf"]  # and a new anti-forgery token with the new privilege
+    session = current_session()
+    session.login(user)  # a new id and family: a planted id is now worthless
+    del session["csrf"]  # and a new anti-forgery token with the new privilege
+    if flask.request.form.get("remember") == "1":
+        session.set_expiry(REMEMBER_FOR)  # may idle for a week; sealed, enforced server-side
     return flask.redirect("/app", code=303)
 
 
@@ -73,7 +100,15 @@ def private() -> str | Response:
     if session.user_id is None:
         return flask.redirect("/login", code=303)
     session["visits"] = session.get("visits", 0) + 1
-    return page("Private area", private_body(session))
+    body = private_body(
+        session.user_id, session["visits"], csrf_field(session), facts(), EVENTS.latest(3)
+    )
+    return page("Private area", body, current="/app")
+
+
+@app.get("/events")
+def security_events() -> str:
+    return page("Security events", events_body(EVENTS.latest()), current="/events")
 
 
 @app.post("/logout")

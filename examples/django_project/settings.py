@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 
-import sessionkit
-from examples.common import state_dir
-from sessionkit.stores import SQLiteStore
+from examples.common import demo_settings, state_dir
 
 STATE_DIR = state_dir()
 
@@ -34,13 +32,12 @@ DATABASES = {
 
 SESSION_ENGINE = "sessionkit.integrations.django"
 SESSION_COOKIE_NAME = "session"  # the kit's session cookie name over plain http
-SESSIONKIT = {
-    "secret_keys": os.environ.get("SESSIONKIT_SECRET_KEYS", sessionkit.generate_key()).split(","),
-    "require_cookies": ["/app"],
-    "store": SQLiteStore(STATE_DIR / "django-sessions.sqlite3"),
-    "insecure_development": True,
-}
+# The examples' policy (examples/common.py): /app needs cookies, an SQLite store, the
+# security events kept for the /events page, plain http locally.
+SESSIONKIT = demo_settings("django")
 CSRF_USE_SESSIONS = True
+# A log-in form posted with cookies off is told so (not "CSRF verification failed").
+CSRF_FAILURE_VIEW = "examples.django_project.views.csrf_failure"
 LOGIN_URL = "/login"
 
 # Show sessionkit's security events (rejected, replayed or revoked cookies) in the console.

@@ -12,4 +12,5 @@ urlpatterns = [
     path("app", views.private),
     path("logout", views.logout_view),
     path("logout-everywhere", views.logout_everywhere),
+    path("events", views.security_events),
 ]

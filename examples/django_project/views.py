@@ -8,16 +8,26 @@ from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.middleware.csrf import get_token
 
-from sessionkit.integrations.django import revoke_user, session_of, visitor_of
+from examples.common import (
+    COOKIES_NEEDED,
+    COOKIES_NEEDED_TITLE,
+    EVENTS,
+    FORM_EXPIRED,
+    REMEMBER_FOR,
+    WRONG_CREDENTIALS,
+    events_body,
+    home_body,
+    login_body,
+    opt_out_signal,
+    page,
+    private_body,
+    session_facts,
+)
+from sessionkit.integrations.django import get_kit, revoke_user, session_of, visitor_of
 
-from .bootstrap import DEMO_PASSWORD, DEMO_USER
 
-
-def page(title: str, body: str) -> HttpResponse:
-    return HttpResponse(
-        f"<!doctype html><html lang=en><meta charset=utf-8><title>{title}</title>"
-        f"<body><h1>{title}</h1>{body}</body></html>"
-    )
+def show(title: str, body: str, current: str = "", status: int = 200) -> HttpResponse:
+    return HttpResponse(page(title, body, current=current), status=status)
 
 
 def csrf_field(request: HttpRequest) -> str:
@@ -26,24 +36,27 @@ def csrf_field(request: HttpRequest) -> str:
     return f'<input type=hidden name=csrfmiddlewaretoken value="{token}">'
 
 
-def session_line(request: HttpRequest) -> str:
-    return (
-        f"<p>Session id: <code id=session-id>{html.escape(session_of(request).id)}</code> "
-        "(it changes when you log in or out, and every 15 minutes).</p>"
+def signal_of(request: HttpRequest) -> str | None:
+    """The privacy signal the request sends (``Sec-GPC: 1``, ``DNT: 1``), or None."""
+    return opt_out_signal(request.headers.get("Sec-GPC"), request.headers.get("DNT"))
+
+
+def facts(request: HttpRequest) -> str:
+    return session_facts(
+        session_of(request),
+        get_kit().timeouts,
+        visitor=visitor_of(request),
+        signal=signal_of(request),
     )
 
 
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
-    who = (
-        f"Logged in as <b>{html.escape(user.get_username())}</b>."
-        if user.is_authenticated
-        else "Not logged in."
-    )
-    return page(
+    name = user.get_username() if user.is_authenticated else None
+    return show(
         "sessionkit demo",
-        f"<p>{who}</p><p>Visitor id: <code>{html.escape(str(visitor_of(request)))}</code></p>"
-        '<p><a href="/app">Private area</a> · <a href="/login">Log in</a></p>',
+        home_body(name, visitor_of(request), signal_of(request), get_kit().timeouts),
+        "/",
     )
 
 
@@ -55,20 +68,12 @@ def login_view(request: HttpRequest) -> HttpResponse:
             password=request.POST.get("password", ""),
         )
         if user is None:
-            return page(
-                "Log in failed", '<p>Wrong user or password. <a href="/login">Again</a></p>'
-            )
+            return show("Log in failed", WRONG_CREDENTIALS)
         login(request, user)  # cycle_key(): a new session id, bound to the user
+        if request.POST.get("remember") == "1":
+            request.session.set_expiry(REMEMBER_FOR)  # may idle for a week, enforced server-side
         return HttpResponseRedirect("/app", status=303)
-    return page(
-        "Log in",
-        f'<form method=post action="/login">{csrf_field(request)}'
-        '<label>User <input name=username autocomplete=username value=""></label> '
-        "<label>Password <input name=password type=password autocomplete=current-password>"
-        "</label> <button>Log in</button></form>"
-        f"<p>The demo user is <code>{DEMO_USER}</code> / <code>{DEMO_PASSWORD}</code>.</p>"
-        f"{session_line(request)}",
-    )
+    return show("Log in", login_body(csrf_field(request), facts(request)), "/login")
 
 
 def private(request: HttpRequest) -> HttpResponse:
@@ -76,15 +81,14 @@ def private(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect("/login", status=303)
     visits = request.session.get("visits", 0) + 1
     request.session["visits"] = visits
-    name = html.escape(request.user.get_username())
-    return page(
-        "Private area",
-        f"<p>Hello {name}: visit {visits} in this session.</p>{session_line(request)}"
-        f'<form method=post action="/logout">{csrf_field(request)}'
-        "<button>Log out</button></form>"
-        f'<form method=post action="/logout-everywhere">{csrf_field(request)}'
-        "<button>Log out everywhere</button></form>",
+    body = private_body(
+        request.user.get_username(), visits, csrf_field(request), facts(request), EVENTS.latest(3)
     )
+    return show("Private area", body, "/app")
+
+
+def security_events(request: HttpRequest) -> HttpResponse:
+    return show("Security events", events_body(EVENTS.latest()), "/events")
 
 
 def logout_view(request: HttpRequest) -> HttpResponse:
@@ -101,3 +105,10 @@ def logout_everywhere(request: HttpRequest) -> HttpResponse:
         revoke_user(request.user)
     logout(request)
     return HttpResponseRedirect("/", status=303)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: a form posted with cookies off is told that cookies are needed."""
+    if "HTTP_COOKIE" not in request.META:  # cookies are off: no form token could come back
+        return show(COOKIES_NEEDED_TITLE, COOKIES_NEEDED, status=403)
+    return show("Form refused", FORM_EXPIRED, status=403)

@@ -2,11 +2,13 @@
 
 Build one :class:`SessionKit` at start-up and hand it to a front end:
 :class:`sessionkit.asgi.SessionMiddleware` or :class:`sessionkit.wsgi.SessionMiddleware`.
+
+sessionkit adds no handler to its loggers (not even a ``NullHandler``): an application
+that configured no logging still sees its warnings on stderr, through Python's
+last-resort handler (see :mod:`sessionkit.events`).
 """
 
 from __future__ import annotations
-
-import logging
 
 from .errors import (
     ConfigurationError,
@@ -15,7 +17,7 @@ from .errors import (
     SessionTooLarge,
     UnserializableValue,
 )
-from .events import SecurityEvent
+from .events import LifecycleEvent, SecurityEvent
 from .forgery import ForgeryPolicy
 from .keys import generate_key
 from .kit import SessionKit
@@ -24,6 +26,7 @@ from .session import Session
 __all__ = [
     "ConfigurationError",
     "ForgeryPolicy",
+    "LifecycleEvent",
     "SecurityEvent",
     "SensitiveData",
     "Session",
@@ -35,5 +38,3 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
-
-logging.getLogger("sessionkit").addHandler(logging.NullHandler())

@@ -64,8 +64,9 @@ _POLICY_VIOLATION = 1008
     _FORWARDED_PROTO,
     _TOKEN,
     _PREFLIGHT,
-) = range(15)
-_SLOTS = 15
+    _REQUEST_ID,
+) = range(16)
+_SLOTS = 16
 _HEADER_SLOTS = {
     b"cookie": _COOKIE,
     b"x-forwarded-for": _FORWARDED_FOR,
@@ -190,8 +191,12 @@ class SessionMiddleware:
         #: Asked, before a forgery refusal, whether the app's route is exempt.
         self.csrf_exempt = csrf_exempt
         token_header = kit.forgery.policy.token_header.lower().encode("latin-1")
-        #: Header name -> where its value goes (the token header's name is the kit's).
+        #: Header name -> where its value goes (the token header's and the request id
+        #: header's names are the kit's).
         self._slots = {**_HEADER_SLOTS, token_header: _TOKEN}
+        header = kit.events.request_id_header
+        if header is not None:
+            self._slots[header.lower().encode("latin-1")] = _REQUEST_ID
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -245,6 +250,7 @@ class SessionMiddleware:
             query=scope.get("query_string", b"").decode("latin-1"),
             accept=found[_ACCEPT],
             user_agent=found[_USER_AGENT],
+            request_id=found[_REQUEST_ID],
             scheme=scope.get("scheme"),
             host=found[_HOST],
             preflight=found[_PREFLIGHT] is not None and method == "OPTIONS",

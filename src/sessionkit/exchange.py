@@ -26,10 +26,19 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .devices import NewDevice
 from .errors import BadToken, SessionTooLarge
-from .events import DUPLICATE
-from .families import (
+from .events import (
+    CREATED,
+    DUPLICATE,
+    KEY_REISSUED,
     LOGIN,
     LOGOUT,
+    MIGRATED,
+    ROTATED,
+    new_request_id,
+)
+from .families import LOGIN as FAMILY_LOGIN
+from .families import LOGOUT as FAMILY_LOGOUT
+from .families import (
     FamilyRef,
     Intent,
     Judgement,
@@ -45,6 +54,7 @@ from .families import (
 )
 from .forgery import TOKEN_MARKER, TokenCheck
 from .gate import EarlyResponse, unavailable
+from .migrate import Refused
 from .session import (
     Session,
     State,
@@ -81,6 +91,7 @@ class RequestInfo(NamedTuple):
     user_agent: str | None = None
     scheme: str | None = None
     host: str | None = None
+    request_id: str | None = None
 
 
 class HeaderChanges(NamedTuple):
@@ -106,8 +117,11 @@ class Exchange:
         "_cookie_value",
         "_degraded",
         "_expire",
+        "_issued",
         "_kit",
+        "_migrated",
         "_now",
+        "_old_cookie",
         "_opt_out_delete",
         "_opt_out_seen",
         "_opt_out_set",
@@ -152,11 +166,18 @@ class Exchange:
         self._cookie_value: str | None = None
         self._cookie_data: dict[str, Any] | None = None
         self._reissue = self._expire = self._quiet = self._degraded = False
+        self._issued = False
+        self._migrated: str | None = None
+        self._old_cookie: str | None = None
         guard, timeouts = kit.guard, kit.timeouts
         values = None if early is not None else found.get(kit.session_spec.name)
         #: The request's session (opened on first use).
         self.session: Session
-        if values is None:
+        if values is None and kit.migration is not None and early is None:
+            self.session = Session.lazy(
+                lambda session: self._open_migrated(session, found), now, guard, timeouts
+            )
+        elif values is None:
             self.session = Session.lazy(Session.reset, now, guard, timeouts)
         elif len(values) > 1:
             self._reject(DUPLICATE)
@@ -188,8 +209,16 @@ class Exchange:
     # -- opening the session cookie ----------------------------------------------------
 
     def _reject(self, reason: str) -> None:
-        self._kit.report(reason, self._kit.session_spec.name, self.request)
+        state = self._cookie_state
+        family = None if state is None else state.family
+        self._kit.report(reason, self._kit.session_spec.name, self._info(), family=family)
         self._expire = True
+
+    def _info(self) -> RequestInfo:
+        """The request, with a request id generated on first need when it came with none."""
+        if self.request.request_id is None:
+            self.request = self.request._replace(request_id=new_request_id())
+        return self.request
 
     def _unseal(self, value: str) -> State | None:
         """Open the cookie value and check its timeouts; None (reported) when refused."""
@@ -212,6 +241,24 @@ class Exchange:
         self._cookie_state = state
         self._cookie_data = data
         return state
+
+    def _open_migrated(self, session: Session, found: dict[str, list[str]]) -> None:
+        """The lazy opener of a request with no session cookie: a previous one may migrate."""
+        session.reset()
+        migration = self._kit.migration
+        if migration is None:
+            return
+        result = migration.migrate(found, self._now, self._kit.guard)
+        if result is None:
+            return
+        self._old_cookie = result.expire
+        if isinstance(result, Refused):
+            self._kit.report(result.reason, result.cookie_name, self._info())
+            return
+        session.update(result.data)
+        if result.user_id is not None:
+            session.login(result.user_id)
+        self._migrated = result.reader
 
     def _open_cookie(self, session: Session, value: str) -> None:
         """The lazy opener of a cookie-only session."""
@@ -288,7 +335,7 @@ class Exchange:
         try:
             _run(self._load_steps(self.pending), self._kit, store)
         except StoreUnavailable as exc:
-            self._kit.store_error(exc, self.request)
+            self._kit.store_error(exc, self._info())
             return self._store_down()
         return None
 
@@ -300,7 +347,7 @@ class Exchange:
         try:
             await _arun(self._load_steps(self.pending), self._kit, store)
         except StoreUnavailable as exc:
-            self._kit.store_error(exc, self.request)
+            self._kit.store_error(exc, self._info())
             return self._store_down()
         return None
 
@@ -361,12 +408,12 @@ class Exchange:
             return None
         if values is not None:
             if len(values) > 1:
-                kit.report(DUPLICATE, vspec.name, self.request)
+                kit.report(DUPLICATE, vspec.name, self._info())
             else:
                 try:
                     visitor, current = kit.visitors.verify(values[0], vspec.name)
                 except BadToken as exc:
-                    kit.report(exc.reason, vspec.name, self.request)
+                    kit.report(exc.reason, vspec.name, self._info())
                 else:
                     self._visitor_set = not current
                     return visitor
@@ -439,7 +486,7 @@ class Exchange:
             families = yield ("families_of", (state.user_id, kit.namespaces, now))
             known = tuple(sorted({r.device for _, r in families if r.device is not None}))
         if session.ended is not None and base is not None and base.state.family == session.ended:
-            reason = LOGIN if state.user_id is not None else LOGOUT
+            reason = FAMILY_LOGIN if state.user_id is not None else FAMILY_LOGOUT
             yield from self._end_family(base, reason)
             base = self._base = None
         if base is not None and state.family == base.state.family:
@@ -510,7 +557,6 @@ class Exchange:
             tomb = ended(current, self._now, reason)
             until = stored_until(tomb, timeouts, family_end)
             if (yield ("save", (ref, current.version, tomb, until, self._now))):
-                self._kit.lifecycle(reason, self.request)
                 return
             current = yield ("load", (ref, self._now))
         raise StoreUnavailable("the session record kept changing while it was ended")
@@ -527,7 +573,8 @@ class Exchange:
             try:
                 _run(self._write_steps(), self._kit, store)
             except StoreUnavailable as exc:
-                self._kit.store_error(exc, self.request)
+                if not self._degraded:  # else already reported when the record was loaded
+                    self._kit.store_error(exc, self._info())
                 return unavailable(self.request.accept)
         return self.header_changes(vary, cache_control)
 
@@ -540,7 +587,8 @@ class Exchange:
             try:
                 await _arun(self._write_steps(), self._kit, store)
             except StoreUnavailable as exc:
-                self._kit.store_error(exc, self.request)
+                if not self._degraded:  # else already reported when the record was loaded
+                    self._kit.store_error(exc, self._info())
                 return unavailable(self.request.accept)
         return self.header_changes(vary, cache_control)
 
@@ -609,6 +657,40 @@ class Exchange:
             raise SessionTooLarge(size, kit.max_cookie_bytes)
         max_age = kit.timeouts.max_age(state.lifetime, state.created_at, state.last_seen, self._now)
         out.append(kit.session_spec.set(value, max_age))
+        self._issued = True
+
+    def _note_lifecycle(self) -> None:
+        """Report what this response did to the session: login, logout, rotation, ..."""
+        session = self.session
+        if not session.opened or self._quiet:
+            return
+        kit = self._kit
+        prior = None if session.is_new else self._cookie_state
+        state = session.state
+        if prior is not None:
+            kit.metrics.opened()
+        if self._migrated is not None:
+            if self._issued:
+                kit.lifecycle(MIGRATED, self._info(), family=state.family, detail=self._migrated)
+            return
+        logged_in = state.user_id is not None and (prior is None or prior.family != state.family)
+        if logged_in:
+            kit.lifecycle(LOGIN, self._info(), family=state.family)
+            return
+        if session.ended is not None:
+            kit.lifecycle(LOGOUT, self._info(), family=session.ended)
+            return
+        if not self._issued:
+            return
+        if prior is None or prior.family != state.family:
+            kit.lifecycle(CREATED, self._info(), family=state.family)
+        elif prior.id != state.id:
+            cause = "explicit" if session.explicit_rotation else "timed"
+            kit.lifecycle(ROTATED, self._info(), family=state.family, detail=cause)
+        elif self._cookie_value is not None and _sealed_under_old_key(
+            self._cookie_value, kit.primary_kid
+        ):
+            kit.lifecycle(KEY_REISSUED, self._info(), family=state.family)
 
     def set_cookie_headers(self) -> list[str]:
         """The ``Set-Cookie`` values this response must carry (empty when nothing changed).
@@ -619,6 +701,9 @@ class Exchange:
         out: list[str] = []
         if not self._degraded:
             self._session_cookie(out)
+            self._note_lifecycle()
+        if self._old_cookie is not None:
+            out.append(self._old_cookie)
         vspec = kit.visitor_spec
         if vspec is not None:
             if self._visitor_delete:

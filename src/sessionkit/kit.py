@@ -9,7 +9,6 @@ an :class:`~sessionkit.exchange.Exchange`. Operations over a user's sessions
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import time
@@ -35,13 +34,23 @@ from .devices import (
 )
 from .errors import ConfigurationError
 from .events import (
-    EXPIRED_ABSOLUTE,
-    EXPIRED_IDLE,
-    FORGERY_REASONS,
+    DEFAULT_RATE_BURST,
+    DEFAULT_REQUEST_ID_HEADER,
+    GATE_BLOCKED,
     INSECURE_TRANSPORT,
     SECURITY_LOGGER,
+    SESSION_REVOKED,
+    STORE_RECOVERED,
+    STORE_UNAVAILABLE,
+    USER_REVOKED,
     AddressMode,
+    EventHook,
+    EventSettings,
+    LifecycleEvent,
+    LifecycleHook,
+    Reporter,
     SecurityEvent,
+    accepted_request_id,
     client_for_log,
 )
 from .exchange import Exchange, HeaderChanges, RequestInfo, _arun, _run
@@ -65,6 +74,8 @@ from .lifetime import (
     DEFAULT_TOUCH_INTERVAL,
     Timeouts,
 )
+from .metrics import Metrics
+from .migrate import Migration
 from .privacy import SensitiveDataGuard
 from .seal import Sealer
 from .session import Session, UserId
@@ -99,9 +110,10 @@ _SECURE_OPT_OUT = "__Host-opt-out"
 _PLAIN_PREFIX = len("__Host-")
 _ENV_KEYS = "SESSIONKIT_SECRET_KEYS"
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_STORE_LOGGER = logging.getLogger("sessionkit.stores")
-
-EventHook = Callable[[SecurityEvent], None]
+_INSECURE_WARNING = (
+    "sessionkit: insecure_development=True: session cookies go over plain http without "
+    "Secure or the __Host- prefix. Never use this setting in production"
+)
 
 
 def _positive(name: str, value: object) -> int:
@@ -155,6 +167,11 @@ class SessionKit:
         sensitive_patterns: Iterable[str | re.Pattern[str]] = (),
         trusted_proxy_hops: int = 0,
         store_namespace: str | None = None,
+        request_id_header: str | None = DEFAULT_REQUEST_ID_HEADER,
+        log_rate_limit: int = DEFAULT_RATE_BURST,
+        on_lifecycle_event: LifecycleHook | None = None,
+        meter_provider: Any = None,
+        migrate: Migration | None = None,
         trusted_origins: Iterable[str] = (),
         csrf_exempt: Iterable[str] = (),
         forgery: ForgeryPolicy | None = None,
@@ -179,6 +196,14 @@ class SessionKit:
         page that ``require_fresh_login`` sends stale logins to, and ``on_new_device`` is
         called with a :class:`~sessionkit.devices.NewDevice` after a login from a device
         label none of the user's other live sessions has (see :mod:`sessionkit.devices`).
+
+        Events (:mod:`sessionkit.events`) take their request id from the
+        ``request_id_header`` a proxy sets (None: always generate one); the log keeps at
+        most ``log_rate_limit`` events of one reason a minute; ``on_lifecycle_event`` is
+        called with every :class:`~sessionkit.events.LifecycleEvent`. ``meter_provider``
+        is an OpenTelemetry ``MeterProvider`` (None: the global one; see
+        :mod:`sessionkit.metrics`). ``migrate`` is a :class:`~sessionkit.migrate.Migration`
+        that turns a previous framework's session cookie into a sessionkit session.
         Cross-site request forgery protection (:mod:`sessionkit.forgery`) is on:
         ``trusted_origins`` lists other origins allowed to send unsafe requests and
         ``csrf_exempt`` the path prefixes never checked; or pass every forgery setting at
@@ -217,10 +242,11 @@ class SessionKit:
                 f"visitor_max_age ({visitor_max_age}s) is over the 400 days a browser keeps "
                 "a cookie"
             )
-        if client_address not in ("truncated", "full", "off"):
-            raise ConfigurationError(
-                f"client_address={client_address!r} is not one of 'truncated', 'full', 'off'"
-            )
+        self.events = EventSettings(
+            client_address=client_address,
+            request_id_header=request_id_header,
+            rate_burst=log_rate_limit,
+        )
         if store is not None and not isinstance(store, Store):
             raise ConfigurationError(
                 f"store={store!r} is not a sessionkit store: use one of sessionkit.stores "
@@ -239,7 +265,6 @@ class SessionKit:
         self.insecure_development = insecure_development
         self.client_address: AddressMode = client_address
         self.clock = clock
-        self.on_security_event = on_security_event
         self.session_spec = CookieSpec(
             session_cookie,
             path=path,
@@ -321,6 +346,30 @@ class SessionKit:
             for n in (session_cookie, visitor_cookie, self.check_spec.name, self.opt_out_spec.name)
             if n is not None
         )
+        if migrate is not None and not isinstance(migrate, Migration):
+            raise ConfigurationError(
+                f"migrate={migrate!r} is not a sessionkit.migrate.Migration: build one with "
+                "Migration([StarletteCookie(old_key)], until=datetime(...))"
+            )
+        if migrate is not None:
+            migrate.check_names(self._names)
+        #: Turns a previous framework's session cookie into a session (None: off).
+        self.migration = migrate
+        self._wanted = self._names | (migrate.cookie_names if migrate is not None else set())
+        #: Counts sessions, refusals and store calls (see :mod:`sessionkit.metrics`).
+        self.metrics = Metrics(meter_provider)
+        #: Builds, logs and counts the events (see :mod:`sessionkit.events`).
+        self.reporter = Reporter(
+            self.events,
+            self.keys.subkeys("event-tag")[self.primary_kid],
+            self.metrics,
+            clock,
+            on_security_event,
+            on_lifecycle_event,
+        )
+        self._store_failing = False
+        if insecure_development:
+            self.reporter.warn_at_startup(_INSECURE_WARNING)
 
     # -- settings, as read back ----------------------------------------------------
 
@@ -384,44 +433,46 @@ class SessionKit:
 
     # -- reporting -------------------------------------------------------------------
 
-    def report(self, reason: str, cookie: str, request: RequestInfo) -> None:
+    @property
+    def on_security_event(self) -> EventHook | None:
+        """The hook called with every :class:`SecurityEvent` (None: none)."""
+        return self.reporter.on_security_event
+
+    @on_security_event.setter
+    def on_security_event(self, hook: EventHook | None) -> None:
+        self.reporter.on_security_event = hook
+
+    def report(
+        self, reason: str, cookie: str, request: RequestInfo, *, family: str | None = None
+    ) -> SecurityEvent:
         """Record one security event on the ``sessionkit.security`` logger and the hook.
 
-        Expiry is logged at INFO (it is routine); every other reason at WARNING. An
-        exception from the hook is logged, never raised into the request.
+        Expiry is logged at INFO (it is routine); every other reason at WARNING.
+        ``family`` is the refused session's family id when it is known (logged as a
+        keyed tag). An exception from the hook is logged, never raised into the request.
         """
-        event = SecurityEvent(reason, cookie, self.address_of(request))
-        if reason in FORGERY_REASONS:
-            SECURITY_LOGGER.warning(
-                "refused %s %s as forged: %s (client %s)",
-                request.method,
-                request.path.encode("unicode_escape").decode("ascii"),
-                event.reason,
-                event.client or "-",
-                extra={"sessionkit_event": event},
-            )
-        else:
-            SECURITY_LOGGER.log(
-                logging.INFO if reason in (EXPIRED_IDLE, EXPIRED_ABSOLUTE) else logging.WARNING,
-                "rejected cookie %s: %s (client %s)",
-                event.cookie,
-                event.reason,
-                event.client or "-",
-                extra={"sessionkit_event": event},
-            )
-        if self.on_security_event is not None:
-            try:
-                self.on_security_event(event)
-            except Exception:
-                # A broken hook must not turn a rejected cookie into a 500.
-                SECURITY_LOGGER.exception("on_security_event raised; the request goes on")
+        return self.reporter.security(reason, cookie, request, family)
 
-    def lifecycle(self, name: str, request: RequestInfo) -> None:
-        """Record a lifecycle event (a login or logout ended a family)."""
+    def lifecycle(
+        self,
+        name: str,
+        request: RequestInfo | None,
+        *,
+        family: str | None = None,
+        detail: str | None = None,
+    ) -> LifecycleEvent:
+        """Record a lifecycle event (see :mod:`sessionkit.events` for the names)."""
+        return self.reporter.lifecycle(name, request, family=family, detail=detail)
 
     def store_error(self, exc: StoreUnavailable, request: RequestInfo) -> None:
         """Record that the store did not answer (the request fails closed)."""
-        _STORE_LOGGER.warning("session store unavailable: %s", exc)
+        self._store_failing = True
+        self.reporter.lifecycle(STORE_UNAVAILABLE, request, detail=_printable_error(exc))
+
+    def _store_answered(self) -> None:
+        if self._store_failing:
+            self._store_failing = False
+            self.reporter.lifecycle(STORE_RECOVERED, None)
 
     def address_of(self, request: RequestInfo) -> str | None:
         """The client address of ``request`` as it may be recorded (``client_address``)."""
@@ -453,14 +504,38 @@ class SessionKit:
         return self.devices.fresh_login(max_age, reauth_path)
 
     def timed(self, name: str, call: Callable[..., _T], args: tuple[Any, ...]) -> _T:
-        """Run one blocking store call."""
-        return call(*args)
+        """Run one blocking store call, timing it for the metrics."""
+        if not self.metrics.enabled:
+            result = call(*args)
+            self._store_answered()
+            return result
+        start = time.perf_counter()
+        try:
+            result = call(*args)
+        except StoreUnavailable:
+            self.metrics.store_call(name, time.perf_counter() - start, failed=True)
+            raise
+        self.metrics.store_call(name, time.perf_counter() - start, failed=False)
+        self._store_answered()
+        return result
 
     async def atimed(
         self, name: str, call: Callable[..., Awaitable[_T]], args: tuple[Any, ...]
     ) -> _T:
-        """Await one store call."""
-        return await call(*args)
+        """Await one store call, timing it for the metrics."""
+        if not self.metrics.enabled:
+            result = await call(*args)
+            self._store_answered()
+            return result
+        start = time.perf_counter()
+        try:
+            result = await call(*args)
+        except StoreUnavailable:
+            self.metrics.store_call(name, time.perf_counter() - start, failed=True)
+            raise
+        self.metrics.store_call(name, time.perf_counter() - start, failed=False)
+        self._store_answered()
+        return result
 
     # -- requests --------------------------------------------------------------------
 
@@ -477,6 +552,7 @@ class SessionKit:
         query: str = "",
         accept: str | None = None,
         user_agent: str | None = None,
+        request_id: str | None = None,
         scheme: str | None = None,
         host: str | None = None,
         preflight: bool = False,
@@ -497,8 +573,9 @@ class SessionKit:
         ``Access-Control-Request-Method``), which the gate lets through: browsers never
         send cookies with one. ``scheme`` and ``host`` (the ``Host`` header) let the gate
         tell a site served over plain http, where Secure cookies are never kept, from a
-        client with cookies off. ``provenance`` (the request's origin headers) serves the
-        forgery checks: a request refused as forged gets its 403 in
+        client with cookies off. ``user_agent`` and ``request_id`` (the value of
+        ``request_id_header``) go into events. ``provenance`` (the request's origin headers)
+        serves the forgery checks: a request refused as forged gets its 403 in
         :attr:`Exchange.early`, and one that must carry a token gets
         :attr:`Exchange.token_check`. ``exempt``, when given, is asked (at most once, only
         before a refusal) whether the app's route is exempt. Never raises for anything the
@@ -506,13 +583,23 @@ class SessionKit:
         """
         if now is None:
             now = self.clock()
-        found = pick_cookies(cookie_header, self._names) if cookie_header else {}
-        early = None
-        token: TokenCheck | None = None
+        found = pick_cookies(cookie_header, self._wanted) if cookie_header else {}
         opt_out = _is_one(sec_gpc) or _is_one(dnt)
         if self.trusted_proxy_hops:
             client = _forwarded_client(client, forwarded_for, self.trusted_proxy_hops)
-        request = RequestInfo(client, method, path, query, accept, user_agent, scheme, host)
+        request = RequestInfo(
+            client,
+            method,
+            path,
+            query,
+            accept,
+            user_agent,
+            scheme,
+            host,
+            accepted_request_id(request_id),
+        )
+        early = None
+        token: TokenCheck | None = None
         if provenance is not None and self.forgery:
             reason, token = self.forgery.decide(
                 method, path, provenance, self.trusted_proxy_hops, exempt
@@ -533,6 +620,8 @@ class SessionKit:
             if early is not None and early.status == BLOCK_STATUS and self._insecure(request):
                 self.report(INSECURE_TRANSPORT, self.session_spec.name, request)
                 early = self.gate.insecure(accept, method == "HEAD")
+            elif early is not None and early.status == BLOCK_STATUS:
+                self.reporter.lifecycle(GATE_BLOCKED, request)
         return Exchange(self, request, found, opt_out, now, early, protected, token)
 
     def _insecure(self, request: RequestInfo) -> bool:
@@ -555,12 +644,20 @@ class SessionKit:
         :class:`ConfigurationError`.
         """
         store = self._require_store("revoke_user")
-        return store.revoke_user(user_id, self.namespaces, self.clock())
+        count = store.revoke_user(user_id, self.namespaces, self.clock())
+        self._user_revoked(user_id, count)
+        return count
 
     async def arevoke_user(self, user_id: UserId) -> int:
         """Coroutine form of :meth:`revoke_user`, for ASGI apps."""
         store = self._require_store("arevoke_user")
-        return await store.arevoke_user(user_id, self.namespaces, self.clock())
+        count = await store.arevoke_user(user_id, self.namespaces, self.clock())
+        self._user_revoked(user_id, count)
+        return count
+
+    def _user_revoked(self, user_id: UserId, count: int) -> None:
+        tag = self.reporter.tag(user_id)
+        self.reporter.lifecycle(USER_REVOKED, None, detail=str(count), tagged=tag)
 
     def sessions_of(self, user_id: UserId, *, current: Session | None = None) -> list[SessionInfo]:
         """The live sessions of ``user_id``, for a "where you're signed in" page.
@@ -597,7 +694,7 @@ class SessionKit:
         steps = revoke_steps(
             user_id, handle, self.handles, self.namespaces, self.timeouts, self.clock()
         )
-        return self._revoked(_run(steps, self, store), client)
+        return self._revoked(_run(steps, self, store), user_id, client)
 
     async def arevoke_session(
         self, user_id: UserId, handle: str, *, client: str | None = None
@@ -607,11 +704,14 @@ class SessionKit:
         steps = revoke_steps(
             user_id, handle, self.handles, self.namespaces, self.timeouts, self.clock()
         )
-        return self._revoked(await _arun(steps, self, store), client)
+        return self._revoked(await _arun(steps, self, store), user_id, client)
 
-    def _revoked(self, outcome: str, client: str | None) -> bool:
+    def _revoked(self, outcome: str, user_id: UserId, client: str | None) -> bool:
         if outcome == FOREIGN:
             self.report(FOREIGN_HANDLE, self.session_spec.name, RequestInfo(client))
+        elif outcome == ENDED:
+            tag = self.reporter.tag(user_id)
+            self.reporter.lifecycle(SESSION_REVOKED, RequestInfo(client), tagged=tag)
         return outcome == ENDED
 
     def _require_store(self, what: str) -> Store:
@@ -632,6 +732,12 @@ def _forwarded_client(peer: str | None, forwarded_for: str | None, hops: int) ->
     """
     entries = [entry.strip() for entry in forwarded_for.split(",")] if forwarded_for else []
     return entries[-hops] if len(entries) >= hops else peer
+
+
+def _printable_error(exc: BaseException) -> str:
+    """A store error's type and message, on one line and short (no request data in it)."""
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return text[:200]
 
 
 def _family(session: Session | None) -> str | None:

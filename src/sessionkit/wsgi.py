@@ -51,6 +51,7 @@ class SessionMiddleware:
         self.csrf_exempt = csrf_exempt
         header = kit.forgery.policy.token_header.upper().replace("-", "_")
         self._token_key = "HTTP_" + header
+        self._request_id_key = kit.events.request_id_environ
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Handle one WSGI request."""
@@ -84,6 +85,7 @@ class SessionMiddleware:
             query=environ.get("QUERY_STRING", ""),
             accept=environ.get("HTTP_ACCEPT"),
             user_agent=environ.get("HTTP_USER_AGENT"),
+            request_id=environ.get(self._request_id_key) if self._request_id_key else None,
             scheme=environ.get("wsgi.url_scheme"),
             host=environ.get("HTTP_HOST"),
             preflight=method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ,

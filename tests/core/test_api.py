@@ -10,6 +10,7 @@ def test_exported_names_are_pinned() -> None:
     assert sorted(sessionkit.__all__) == [
         "ConfigurationError",
         "ForgeryPolicy",
+        "LifecycleEvent",
         "SecurityEvent",
         "SensitiveData",
         "Session",

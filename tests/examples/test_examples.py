@@ -4,6 +4,9 @@ FastAPI under uvicorn, Flask under its werkzeug server, the Django project under
 (ASGI) and under werkzeug (WSGI). The same story for each: the public home works without
 cookies, ``/app`` needs them, logging in changes the session id, log-out revokes the old
 cookie (a replayed copy is refused), and "log out everywhere" ends the other sessions.
+The pages show the session as the kit sees it (its id, the time left, the visitor id and
+the privacy signal), "remember me" lets a session idle for a week, the security events
+page lists refused cookies, and a log-in form posted with cookies off says so.
 
 Each server runs in a subprocess (the Django project configures Django for its whole
 process) with its state in a temporary directory and a fresh key, and is stopped at the
@@ -26,7 +29,7 @@ import httpx
 import pytest
 
 import sessionkit
-from support import free_port, stop_process
+from support import free_port, set_cookies, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
@@ -215,7 +218,94 @@ def test_a_forged_form_logs_nobody_in(server: Server) -> None:
             "/login", data={"username": DEMO_USER, "password": DEMO_PASSWORD, "csrf_token": "x"}
         )
         assert answer.status_code != 303
+        assert "The form expired." in answer.text
         assert is_sent_to_login(through_gate(http, "/app"))
+
+
+def test_logging_in_with_cookies_off_explains_cookies(server: Server) -> None:
+    # A browser that keeps no cookie gets the form, then posts it back with no cookie.
+    form = httpx.get(f"{server.url}/login", timeout=TIMEOUT)
+    fields = {**hidden_fields(form.text), "username": DEMO_USER, "password": DEMO_PASSWORD}
+    answer = httpx.post(f"{server.url}/login", data=fields, timeout=TIMEOUT)
+    assert answer.status_code == 403
+    assert "Logging in needs cookies" in answer.text
+    assert "How to enable cookies" in answer.text
+    assert "expired" not in answer.text
+    assert SESSION not in set_cookies(answer)
+
+
+def test_remember_me_lets_the_session_idle_for_a_week(server: Server) -> None:
+    week = 7 * 24 * 3600
+    with browser(server) as http:
+        form = http.get("/login")
+        fields = {**hidden_fields(form.text), "username": DEMO_USER, "password": DEMO_PASSWORD}
+        plain = http.post("/login", data=fields)
+        assert int(set_cookies(plain)[SESSION][1]["max-age"] or 0) <= 30 * 60
+    with browser(server) as http:
+        form = http.get("/login")
+        assert "name=remember value=1" in form.text
+        fields = {**hidden_fields(form.text), "username": DEMO_USER, "password": DEMO_PASSWORD}
+        remembered = http.post("/login", data={**fields, "remember": "1"})
+        assert remembered.status_code == 303
+        assert week - 60 <= int(set_cookies(remembered)[SESSION][1]["max-age"] or 0) <= week
+        private = http.get("/app")
+        assert "<dd id=remember>yes: it may idle for 7 days</dd>" in private.text
+        assert re.search(r"<dd id=idle-left>(6 days 23 h|7 days) ", private.text)
+
+
+def test_the_private_page_shows_the_session(server: Server) -> None:
+    with browser(server) as http:
+        _, answer = log_in(http)
+        assert answer.status_code == 303
+        private = http.get("/app").text
+        assert re.search(r"<dd id=idle-left>(29|30) min ", private)
+        assert re.search(r"<dd id=absolute-end>\d{4}-\d\d-\d\d \d\d:\d\d UTC", private)
+        assert re.search(r"\(in (11 h 59 min|12 h), however active you are\)", private)
+        assert re.search(r"<dd id=auth-age>\d+ s ago</dd>", private)
+        assert "<dd id=remember>no</dd>" in private
+        visitor = re.search(r"<code id=visitor-id>([^<]+)</code>", private)
+        assert visitor is not None
+        assert "visitor" in http.cookies
+        assert f"<code id=visitor-id>{visitor.group(1)}</code>" in http.get("/").text, "stable"
+        assert "<span class=badge>not sent</span>" in private
+        # The id the log-in form showed is listed as an earlier id of this session.
+        earlier = private.split("Earlier:", 1)[1]
+        assert session_id(private) not in earlier
+
+
+def test_global_privacy_control_means_no_visitor_id(server: Server) -> None:
+    home = httpx.get(f"{server.url}/", headers={"Sec-GPC": "1"}, timeout=TIMEOUT)
+    assert "<span class='badge ok'>Sec-GPC: 1</span>" in home.text
+    assert "id=visitor-id" not in home.text
+    assert "visitor" not in set_cookies(home)
+    plain = httpx.get(f"{server.url}/", timeout=TIMEOUT)
+    assert "<code id=visitor-id>" in plain.text
+    assert "<span class=badge>not sent</span>" in plain.text
+    assert "visitor" in set_cookies(plain)
+
+
+def test_the_events_page_lists_refused_cookies(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as forger:
+        forger.cookies.set(SESSION, "A" * 60)
+        forger.get("/app")
+    with browser(server) as laptop, browser(server) as phone:
+        for http in (laptop, phone):
+            _, answer = log_in(http)
+            assert answer.status_code == 303
+        page = laptop.get("/app")
+        laptop.post("/logout-everywhere", data=hidden_fields(page.text))
+        assert is_sent_to_login(through_gate(phone, "/app"))
+    events = httpx.get(f"{server.url}/events", timeout=TIMEOUT).text
+    rows = re.findall(
+        r"<span class='badge warn'>(\w+)</span><br>[^<]*</td><td><code>(\w+)</code></td>"
+        r"<td>([^<]*)</td>",
+        events,
+    )
+    assert ("revoked", SESSION, "127.0.0.0") in rows
+    assert ("malformed", SESSION, "127.0.0.0") in rows
+    assert rows.index(("revoked", SESSION, "127.0.0.0")) < rows.index(
+        ("malformed", SESSION, "127.0.0.0")
+    ), "newest first"
 
 
 def test_login_changes_the_id_and_logout_revokes_the_cookie(server: Server) -> None:

@@ -33,7 +33,10 @@ SAFARI = (
     "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
 )
 _CSRF = re.compile(r'<input type=hidden name=csrf_token value="([^"]*)">')
-_ROW = re.compile(r"<li>([^<]*), from [^<]*(?:<b>\(this browser\)</b>|<form[^>]*>.*?</form>)</li>")
+# One row of the list: the device label, the address, then "this browser" or a form.
+_ROW = re.compile(
+    r"<li><span><b class=device>([^<]*)</b>, from ([^<]*)<br>.*?</span></span>(.*?)</li>"
+)
 _HANDLE = re.compile(r'<input type=hidden name=handle value="([^"]*)">')
 
 
@@ -108,15 +111,21 @@ def test_one_device_lists_both_and_signs_the_other_out(base: str) -> None:
         log_in(phone)
         page = laptop.get("/app/sessions")
         assert page.status_code == 200
-        assert sorted(_ROW.findall(page.text)) == ["Firefox on Windows", "Mobile Safari on iOS"]
-        assert "Mobile Safari on iOS, from 127.0.0.0<form" in page.text
+        rows = {device: (address, action) for device, address, action in _ROW.findall(page.text)}
+        assert sorted(rows) == ["Firefox on Windows", "Mobile Safari on iOS"]
+        assert rows["Firefox on Windows"][1] == "<span class='badge ok'>this browser</span>"
+        address, action = rows["Mobile Safari on iOS"]
+        assert address == "127.0.0.0"
+        assert action.startswith('<form method=post action="/app/sessions/end">')
         [handle] = _HANDLE.findall(page.text)
         ended = laptop.post(
             "/app/sessions/end", data={"csrf_token": token(page.text), "handle": handle}
         )
         assert ended.headers["location"] == "/app/sessions"
         assert phone.get("/app").headers["location"] == "/login"
-        assert _ROW.findall(laptop.get("/app/sessions").text) == ["Firefox on Windows"]
+        assert [row[0] for row in _ROW.findall(laptop.get("/app/sessions").text)] == [
+            "Firefox on Windows"
+        ]
         assert laptop.get("/app").status_code == 200
 
 

@@ -130,7 +130,7 @@ def extras_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
 # ---------------------------------------------------------------- what was built
 
 NAME = "sessionkit-secure"
-USER_EXTRAS = {"redis", "flask", "django", "fastapi", "devices", "demo", "bench"}
+USER_EXTRAS = {"redis", "flask", "django", "fastapi", "devices", "otel", "demo", "bench"}
 #: Each extra and the import it makes work.
 EXTRA_IMPORTS = [
     ("redis", "from sessionkit.stores import RedisStore; import redis.asyncio"),
@@ -142,6 +142,7 @@ EXTRA_IMPORTS = [
         "from sessionkit.devices import device_label, labels_available; "
         "assert labels_available(), device_label('curl/8.5.0')",
     ),
+    ("otel", "from sessionkit.metrics import otel_available; assert otel_available()"),
     ("demo", "import uvicorn, fastapi"),
 ]
 
@@ -301,6 +302,7 @@ def test_each_extra_requires_what_its_part_imports(dists: Dists) -> None:
     assert by_extra["django"] == {"django"}
     assert by_extra["fastapi"] == {"fastapi"}
     assert by_extra["devices"] == {"ua-parser"}
+    assert by_extra["otel"] == {"opentelemetry-api"}
     assert by_extra["demo"] == {"fastapi", "uvicorn[standard]", "ua-parser"}
 
 

@@ -47,6 +47,7 @@ def test_every_page_is_built(site: Path) -> None:
     for page in (
         "index.html",
         "getting-started/index.html",
+        "demo/index.html",
         "frameworks/index.html",
         "configuration/index.html",
         "stores/index.html",
@@ -67,6 +68,9 @@ def test_every_page_is_built(site: Path) -> None:
         assert (site / page).is_file(), page
     assert "Reporting a vulnerability" in text_of(site / "security/index.html")
     assert "Unreleased" in text_of(site / "changelog/index.html")
+    for shot in ("home", "login", "app", "gate", "sessions", "events"):
+        assert (site / "images" / f"{shot}.png").is_file(), shot
+        assert f'src="../images/{shot}.png"' in (site / "demo/index.html").read_text(), shot
 
 
 def public_modules() -> list[str]:

@@ -79,10 +79,9 @@ from ..access import opt_out as _opt_out
 from ..access import session_of as _session_of
 from ..access import visitor_of as _visitor_of
 from ..errors import ConfigurationError
-from ..events import EXPIRED_ABSOLUTE, EXPIRED_IDLE, SecurityEvent
 from ..forgery import Provenance
 from ..gate import EarlyResponse
-from ..kit import EventHook, Exchange, HeaderChanges, SessionKit
+from ..kit import Exchange, HeaderChanges, SessionKit
 from ..lifetime import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_MAX_LIFETIME, DEFAULT_TOUCH_INTERVAL
 from ..session import Session, UserId
 from ..stores.base import StoreUnavailable
@@ -139,6 +138,7 @@ def get_kit() -> SessionKit:
         with _kit_lock:
             if _kit is None:
                 _kit = _build_kit()
+                report_to_django(_kit)
             kit = _kit
     return kit
 
@@ -162,7 +162,6 @@ def _build_kit() -> SessionKit:
                 f"settings.SESSIONKIT says {option}={options[option]!r}: keep one of them"
             )
         options[option] = value
-    options["on_security_event"] = _suspicious_session(options.get("on_security_event"))
     try:
         if "secret_keys" in options:
             return SessionKit(**options)
@@ -241,22 +240,6 @@ _KIT_OPTIONS: dict[tuple[str, str], Callable[[SessionKit], Any]] = {
     ("SESSION_COOKIE_AGE", "idle_timeout"): lambda kit: kit.timeouts.idle,
     ("SESSION_SAVE_EVERY_REQUEST", "touch_interval"): lambda kit: kit.timeouts.touch,
 }
-
-
-def _suspicious_session(hook: EventHook | None) -> EventHook:
-    """The kit's event hook: Django's ``django.security.SuspiciousSession`` logger, then ``hook``.
-
-    A refused cookie is what Django reports there (``Session data corrupted``), so a
-    project's existing alerting on that logger sees sessionkit's refusals too.
-    """
-
-    def report(event: SecurityEvent) -> None:
-        if event.reason not in (EXPIRED_IDLE, EXPIRED_ABSOLUTE):
-            _SUSPICIOUS.warning("Session data corrupted: %s", event.reason)
-        if hook is not None:
-            hook(event)
-
-    return report
 
 
 def _forget_kit(*, setting: str, **kwargs: Any) -> None:
@@ -535,6 +518,7 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
             query=meta.get("QUERY_STRING", ""),
             accept=meta.get("HTTP_ACCEPT"),
             user_agent=meta.get("HTTP_USER_AGENT"),
+            request_id=meta.get(self.kit.events.request_id_environ or ""),
             scheme=request.scheme,
             host=meta.get("HTTP_HOST"),
             preflight=request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta,
@@ -1061,3 +1045,22 @@ async def arevoke_session(request: HttpRequest, handle: str) -> bool:
         return False
     client = request.META.get("REMOTE_ADDR")
     return await get_kit().arevoke_session(_user_key(user), handle, client=client)
+
+
+# --------------------------------------------------------------------------- events
+
+__all__ += ["report_to_django"]
+
+
+def report_to_django(kit: SessionKit) -> None:
+    """Also log the kit's refused cookies on ``django.security.SuspiciousSession``.
+
+    That is where Django reports a session it cannot decode (``Session data
+    corrupted``), under the ``django`` logger that Django's default ``LOGGING`` (and most
+    projects' own) sends to the console and the admins, so existing alerting on it sees
+    sessionkit's refusals too: rate limited like the ``sessionkit.security`` log, each
+    record carrying the event (``record.sessionkit_event``, the fields of
+    :class:`sessionkit.events.JSONFormatter`). Expiry is routine and not reported there.
+    :func:`get_kit` calls it once per kit.
+    """
+    kit.reporter.also_log_to(_SUSPICIOUS, security_only=True, prefix="Session data corrupted: ")

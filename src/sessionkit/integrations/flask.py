@@ -500,6 +500,7 @@ def _open_exchange(kit: SessionKit, environ: WSGIEnvironment) -> Exchange:
         path=path.encode("latin-1", "replace").decode("utf-8", "replace"),
         accept=environ.get("HTTP_ACCEPT"),
         user_agent=environ.get("HTTP_USER_AGENT"),
+        request_id=environ.get(kit.events.request_id_environ or ""),
     )
     # Not a request the gate answers: there is no client to redirect. A store that does
     # not answer leaves the session empty.
@@ -580,6 +581,7 @@ class SessionKitInterface(SessionInterface):
             _check(app, kit, self._explicit)
             self._kit = kit
             app.extensions[EXTENSION] = kit
+            report_to_app_logger(app, kit)
             self._ready = True
 
     def permanent_lifetime(self) -> int:
@@ -807,3 +809,18 @@ def require_fresh_login(
         return cast(_View, fresh_only)
 
     return decorate
+
+
+# --------------------------------------------------------------------------- events
+
+__all__ += ["report_to_app_logger"]
+
+
+def report_to_app_logger(app: flask.Flask, kit: SessionKit) -> None:
+    """Also log the kit's warnings (refused cookies, store outages) on ``app.logger``.
+
+    :func:`init_app` calls it. Flask's logger shows them on stderr under ``flask run``
+    even when the application configured no logging; they stay on the ``sessionkit``
+    loggers too, for a logging configuration that routes those.
+    """
+    kit.reporter.also_log_to(app.logger, replaces_last_resort=True)
