@@ -561,7 +561,9 @@ def _with_suppressed(event: Any, suppressed: int) -> Any:
 
 def _describe(event: SecurityEvent | LifecycleEvent) -> str:
     """One log line for ``event``: what happened, then ``key=value`` for each known field."""
-    if isinstance(event, SecurityEvent):
+    if isinstance(event, SecurityEvent) and event.reason in FORGERY_REASONS:
+        head = f"refused request as forged: {event.reason}"
+    elif isinstance(event, SecurityEvent):
         head = f"rejected cookie {event.cookie}: {event.reason}"
     else:
         head = event.name.replace("_", " ")

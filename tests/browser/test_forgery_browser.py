@@ -318,4 +318,4 @@ def test_django_with_sessionkits_checks_refuses_cross_origin_posts(
         assert page.locator("#balance").inner_text() == "85"
     finally:
         stop_process(process)
-    assert log.read_text().count("refused POST /transfer as forged: cross_site") == 4
+    assert log.read_text().count("refused request as forged: cross_site method=POST") == 4
