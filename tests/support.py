@@ -226,15 +226,22 @@ def start_uvicorn_process(
 
 @contextlib.contextmanager
 def running_uvicorn(
-    app: Any, *, lifespan: Literal["auto", "on", "off"] = "off", timeout: float = STARTUP_TIMEOUT
+    app: Any,
+    *,
+    lifespan: Literal["auto", "on", "off"] = "off",
+    timeout: float = STARTUP_TIMEOUT,
+    ws: Literal["none", "websockets-sansio"] = "none",
 ) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread; yield its base URL; stop it cleanly."""
+    """Serve ``app`` with uvicorn in a thread; yield its base URL; stop it cleanly.
+
+    ``ws="websockets-sansio"`` serves WebSockets too.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, lifespan=lifespan, log_level="warning", http="h11", ws="none", loop="asyncio"
+        app, lifespan=lifespan, log_level="warning", http="h11", ws=ws, loop="asyncio"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -18,12 +18,14 @@ from .errors import (
     UnserializableValue,
 )
 from .events import LifecycleEvent, SecurityEvent
+from .forgery import ForgeryPolicy
 from .keys import generate_key
 from .kit import SessionKit
 from .session import Session
 
 __all__ = [
     "ConfigurationError",
+    "ForgeryPolicy",
     "LifecycleEvent",
     "SecurityEvent",
     "SensitiveData",

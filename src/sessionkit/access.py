@@ -4,7 +4,7 @@ Both front ends put the request's :class:`~sessionkit.exchange.Exchange` under
 ``"sessionkit.exchange"`` (and the session under ``"session"`` or
 ``"sessionkit.session"``); these helpers read and change it:
 ``session_of(request.scope)``, ``visitor_of(environ)``, ``opt_out(environ)``,
-``fresh_login_location(request.scope, 300)``.
+``fresh_login_location(request.scope, 300)``, ``csrf_token(environ)``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from .exchange import Exchange
 from .session import Session
 
-__all__ = ["fresh_login_location", "opt_in", "opt_out", "session_of", "visitor_of"]
+__all__ = ["csrf_token", "fresh_login_location", "opt_in", "opt_out", "session_of", "visitor_of"]
 
 RequestState = MutableMapping[str, Any]
 
@@ -47,6 +47,18 @@ def opt_out(state: RequestState) -> None:
 def opt_in(state: RequestState) -> None:
     """Undo :func:`opt_out` for this visitor (see :meth:`Exchange.opt_in`)."""
     _exchange(state).opt_in()
+
+
+def csrf_token(state: RequestState, action: str | None = None) -> str:
+    """A fresh anti-forgery token of this request's session.
+
+    Put it in a hidden field named ``csrf_token`` (first in the form), or send it in the
+    ``X-CSRF-Token`` header. The token is valid on every token path; with ``action``
+    (the path the form posts to) it is bound to the token path prefix covering that
+    path, and refused under any other. Each call gives a different value (masked); all
+    of them stay valid until the session logs in, logs out or rotates.
+    """
+    return _exchange(state).csrf_token(action)
 
 
 def fresh_login_location(

@@ -6,21 +6,35 @@ id is ``visitor_of(scope)``), and adds the exchange's headers to
 ``http.response.start``. WebSocket handlers can read the session; a WebSocket has no
 response to carry a cookie, so changes made there are not saved. When the
 cookies-required gate answers, the app is not called: an http request gets the gate's
-response, a WebSocket is closed with code 1008 before it is accepted.
+response, a WebSocket is closed with code 1008 before it is accepted. The same holds
+for a request refused as forged (:mod:`sessionkit.forgery`), a WebSocket handshake from
+another origin included; when a token is required and not in the header, the first
+:data:`~sessionkit.forgery.MAX_FORM_PREFIX` bytes of a form body are read for it and
+handed on to the app unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any
 
-from .access import opt_in, opt_out, session_of, visitor_of
+from .access import csrf_token, opt_in, opt_out, session_of, visitor_of
 from .errors import ConfigurationError
+from .forgery import MAX_FORM_PREFIX, Provenance, form_token
 from .gate import EarlyResponse
 from .kit import SessionKit
 from .lifetime import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_TOUCH_INTERVAL
 
-__all__ = ["ASGIApp", "SessionMiddleware", "opt_in", "opt_out", "session_of", "visitor_of"]
+__all__ = [
+    "ASGIApp",
+    "SessionMiddleware",
+    "csrf_token",
+    "opt_in",
+    "opt_out",
+    "session_of",
+    "visitor_of",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,6 +45,44 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _UNSET: Any = object()
 #: WebSocket close code for a refused connection (RFC 6455 section 7.4.1).
 _POLICY_VIOLATION = 1008
+
+
+# Where each header of interest is kept while the headers are read.
+(
+    _COOKIE,
+    _FORWARDED_FOR,
+    _GPC,
+    _DNT,
+    _ACCEPT,
+    _USER_AGENT,
+    _HOST,
+    _ORIGIN,
+    _REFERER,
+    _FETCH_SITE,
+    _CONTENT_TYPE,
+    _FORWARDED_HOST,
+    _FORWARDED_PROTO,
+    _TOKEN,
+    _PREFLIGHT,
+    _REQUEST_ID,
+) = range(16)
+_SLOTS = 16
+_HEADER_SLOTS = {
+    b"cookie": _COOKIE,
+    b"x-forwarded-for": _FORWARDED_FOR,
+    b"sec-gpc": _GPC,
+    b"dnt": _DNT,
+    b"accept": _ACCEPT,
+    b"user-agent": _USER_AGENT,
+    b"host": _HOST,
+    b"origin": _ORIGIN,
+    b"referer": _REFERER,
+    b"sec-fetch-site": _FETCH_SITE,
+    b"content-type": _CONTENT_TYPE,
+    b"x-forwarded-host": _FORWARDED_HOST,
+    b"x-forwarded-proto": _FORWARDED_PROTO,
+    b"access-control-request-method": _PREFLIGHT,
+}
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -79,7 +131,10 @@ class SessionMiddleware:
     second positional argument), ``session_cookie``, ``max_age`` (the idle timeout;
     ``None`` for a browser-session cookie), ``path``, ``same_site``, ``https_only`` and
     ``domain`` and ``partitioned`` (CHIPS); plus ``insecure_development=True`` to allow
-    ``https_only=False``.
+    ``https_only=False``. ``csrf_exempt`` is a callable from the scope to whether its
+    route is exempt from the forgery checks
+    (:func:`sessionkit.integrations.starlette.route_exempt` reads the ``@csrf_exempt``
+    marks of Starlette and FastAPI routes).
     """
 
     def __init__(
@@ -96,6 +151,7 @@ class SessionMiddleware:
         domain: str | None = _UNSET,
         partitioned: bool = _UNSET,
         insecure_development: bool = False,
+        csrf_exempt: Callable[[Scope], bool] | None = None,
     ) -> None:
         if isinstance(kit, str):
             if secret_key is not None:
@@ -132,8 +188,15 @@ class SessionMiddleware:
             )
         self.app = app
         self.kit = kit
+        #: Asked, before a forgery refusal, whether the app's route is exempt.
+        self.csrf_exempt = csrf_exempt
+        token_header = kit.forgery.policy.token_header.lower().encode("latin-1")
+        #: Header name -> where its value goes (the token header's and the request id
+        #: header's names are the kit's).
+        self._slots = {**_HEADER_SLOTS, token_header: _TOKEN}
         header = kit.events.request_id_header
-        self._request_id_header = None if header is None else header.encode("latin-1")
+        if header is not None:
+            self._slots[header.lower().encode("latin-1")] = _REQUEST_ID
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -142,54 +205,69 @@ class SessionMiddleware:
             return
         cookies: list[str] = []
         forwarded: list[str] = []
-        gpc: str | None = None
-        dnt: str | None = None
-        accept: str | None = None
-        agent: str | None = None
-        request_id: str | None = None
-        id_header = self._request_id_header
-        host: str | None = None
-        preflight = False
+        found: list[str | None] = [None] * _SLOTS
+        slots = self._slots
         for name, value in scope["headers"]:
-            if name == b"cookie":
+            slot = slots.get(name)
+            if slot is None:
+                continue
+            if slot == _COOKIE:
                 cookies.append(value.decode("latin-1"))
-            elif name == b"sec-gpc":
-                gpc = value.decode("latin-1")
-            elif name == b"dnt":
-                dnt = value.decode("latin-1")
-            elif name == b"accept":
-                accept = value.decode("latin-1")
-            elif name == b"x-forwarded-for":
+            elif slot == _FORWARDED_FOR:
                 forwarded.append(value.decode("latin-1"))
-            elif name == b"user-agent":
-                agent = value.decode("latin-1")
-            elif name == id_header:
-                request_id = value.decode("latin-1")
-            elif name == b"host":
-                host = value.decode("latin-1")
-            elif name == b"access-control-request-method":
-                preflight = True
+            else:
+                found[slot] = value.decode("latin-1")
         client = scope.get("client")
         http = scope["type"] == "http"
+        method = scope["method"] if http else "WEBSOCKET"
+        provenance = None
+        if self.kit.forgery.checks(method):
+            host = found[_HOST]
+            if host is None:
+                server = scope.get("server")
+                if server and server[1] is not None:
+                    host = f"{server[0]}:{server[1]}"
+            provenance = Provenance(
+                found[_ORIGIN],
+                found[_REFERER],
+                found[_FETCH_SITE],
+                host,
+                scope.get("scheme") or ("http" if http else "ws"),
+                found[_FORWARDED_HOST],
+                found[_FORWARDED_PROTO],
+                found[_TOKEN],
+                found[_CONTENT_TYPE],
+            )
+        exempt = self.csrf_exempt
         exchange = self.kit.open(
             "; ".join(cookies) if cookies else None,
             client=client[0] if client else None,
-            sec_gpc=gpc,
-            dnt=dnt,
+            sec_gpc=found[_GPC],
+            dnt=found[_DNT],
             forwarded_for=", ".join(forwarded) if forwarded else None,
-            method=scope["method"] if http else "WEBSOCKET",
+            method=method,
             path=scope["path"],
             query=scope.get("query_string", b"").decode("latin-1"),
-            accept=accept,
-            user_agent=agent,
-            request_id=request_id,
+            accept=found[_ACCEPT],
+            user_agent=found[_USER_AGENT],
+            request_id=found[_REQUEST_ID],
             scheme=scope.get("scheme"),
-            host=host,
-            preflight=preflight and http and scope["method"] == "OPTIONS",
+            host=found[_HOST],
+            preflight=found[_PREFLIGHT] is not None and method == "OPTIONS",
+            provenance=provenance,
+            exempt=None if exempt is None else partial(exempt, scope),
         )
         early = exchange.early
         if early is None and exchange.pending is not None:
             early = await exchange.aload_record()
+        check = exchange.token_check
+        if early is None and check is not None:
+            sent = None
+            if check.header is None and check.form:
+                body, complete, receive = await _body_prefix(receive)
+                field = self.kit.forgery.policy.token_field
+                sent = form_token(body, found[_CONTENT_TYPE], field, complete=complete)
+            early = exchange.check_token(sent)
         if early is not None:
             if http:
                 await _respond(send, early)
@@ -232,6 +310,37 @@ class SessionMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cookies)
+
+
+async def _body_prefix(receive: Receive) -> tuple[bytes, bool, Receive]:
+    """Read up to :data:`MAX_FORM_PREFIX` bytes of the body; hand them on to the app.
+
+    Returns the bytes read, whether they are the whole body, and the ``receive`` the app
+    must use: it replays the messages read here, then goes on with the original.
+    """
+    messages: list[Message] = []
+    size = 0
+    complete = False
+    while size < MAX_FORM_PREFIX:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            complete = True
+            break
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    if len(body) > MAX_FORM_PREFIX:
+        # A server may hand over more in one message: look at the same prefix anyway.
+        body, complete = body[:MAX_FORM_PREFIX], False
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return body, complete, replay
 
 
 async def _respond(send: Send, response: EarlyResponse) -> None:

@@ -40,9 +40,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CREATED",
+    "CROSS_SITE",
     "DUPLICATE",
     "EXPIRED_ABSOLUTE",
     "EXPIRED_IDLE",
+    "FORGERY_REASONS",
     "FROM_THE_FUTURE",
     "GATE_BLOCKED",
     "INVALID_PAYLOAD",
@@ -57,6 +59,7 @@ __all__ = [
     "OLD_COOKIE_FORGED",
     "OLD_COOKIE_MALFORMED",
     "OLD_COOKIE_REFUSED",
+    "ORIGIN_MISMATCH",
     "OVERSIZED",
     "REPLAYED",
     "REVOKED",
@@ -67,6 +70,8 @@ __all__ = [
     "STORE_RECOVERED",
     "STORE_UNAVAILABLE",
     "TAMPERED",
+    "TOKEN_INVALID",
+    "TOKEN_MISSING",
     "UNKNOWN_KEY",
     "USER_REVOKED",
     "AddressMode",
@@ -148,6 +153,18 @@ STORE_RECOVERED = "store_recovered"
 #: A previous framework's session cookie became a sessionkit session (``detail``: reader).
 MIGRATED = "migrated"
 
+#: An unsafe request whose ``Sec-Fetch-Site`` says another site (or subdomain) sent it.
+CROSS_SITE = "cross_site"
+#: An unsafe request (or a WebSocket handshake) whose ``Origin`` or ``Referer`` is
+#: neither the request's own origin nor a trusted one.
+ORIGIN_MISMATCH = "origin_mismatch"
+#: An unsafe request to a token path that carried no anti-forgery token.
+TOKEN_MISSING = "token_missing"  # noqa: S105 - a name, not a secret
+#: An anti-forgery token that is not this session's (another session, altered, from
+#: before a login or rotation, or for another token path).
+TOKEN_INVALID = "token_invalid"  # noqa: S105 - a name, not a secret
+#: The reasons of a refused request (rather than a rejected cookie).
+FORGERY_REASONS = frozenset({CROSS_SITE, ORIGIN_MISMATCH, TOKEN_MISSING, TOKEN_INVALID})
 #: The cookies-required gate turned a client away over plain http to a host that is not
 #: loopback: the cookies are ``Secure``, so no client keeps them there (not a cookie of
 #: the client's; the site is served over http).
@@ -201,6 +218,8 @@ class SecurityEvent:
     family (``"Chrome"``, ``"curl"``, ``"bot"``, ``"other"``), ``family`` a keyed tag of
     the refused session's family when it was known, ``suppressed`` how many events of
     this reason the rate limit left out of the log before this one.
+    For a request refused as forged (:data:`FORGERY_REASONS`), ``cookie`` names the
+    session cookie it would have used.
     """
 
     reason: str
@@ -542,7 +561,9 @@ def _with_suppressed(event: Any, suppressed: int) -> Any:
 
 def _describe(event: SecurityEvent | LifecycleEvent) -> str:
     """One log line for ``event``: what happened, then ``key=value`` for each known field."""
-    if isinstance(event, SecurityEvent):
+    if isinstance(event, SecurityEvent) and event.reason in FORGERY_REASONS:
+        head = f"refused request as forged: {event.reason}"
+    elif isinstance(event, SecurityEvent):
         head = f"rejected cookie {event.cookie}: {event.reason}"
     else:
         head = event.name.replace("_", " ")

@@ -2,13 +2,16 @@
 
 A front end gets an :class:`Exchange` from :meth:`SessionKit.open`, then:
 
-1. sends :attr:`Exchange.early` instead of calling the app when it is set (the
-   cookies-required gate);
+1. sends :attr:`Exchange.early` instead of calling the app when it is set (a request
+   refused as forged, or the cookies-required gate);
 2. with a store, calls :meth:`Exchange.load_record` (or awaits
    :meth:`Exchange.aload_record`) before the app runs: the family's record is loaded and
    judged there (:func:`sessionkit.families.judge`), so a replayed or revoked cookie is
    refused before any handler runs, WebSockets included;
-3. when the response starts, calls :meth:`Exchange.finish` (or awaits
+3. when :attr:`Exchange.token_check` is set, reads the anti-forgery token from the form
+   if it is not in the header, and sends :meth:`Exchange.check_token`'s 403 if it
+   returns one;
+4. when the response starts, calls :meth:`Exchange.finish` (or awaits
    :meth:`Exchange.afinish`) with the app's ``Vary`` and ``Cache-Control`` values and
    applies the :class:`HeaderChanges` it returns, or sends the 503 it returns instead.
 
@@ -49,6 +52,7 @@ from .families import (
     plan,
     stored_until,
 )
+from .forgery import TOKEN_MARKER, TokenCheck
 from .gate import EarlyResponse, unavailable
 from .migrate import Refused
 from .session import (
@@ -133,6 +137,7 @@ class Exchange:
         "pending",
         "request",
         "session",
+        "token_check",
     )
 
     def __init__(
@@ -144,6 +149,7 @@ class Exchange:
         now: float,
         early: EarlyResponse | None,
         protected: bool,
+        token_check: TokenCheck | None = None,
     ) -> None:
         self._kit = kit
         self._now = now
@@ -151,6 +157,8 @@ class Exchange:
         self._protected = protected
         #: The response to send instead of calling the app (the cookies-required gate).
         self.early = early
+        #: The anti-forgery token this request must carry (see :meth:`check_token`).
+        self.token_check = token_check
         #: The cookie's state whose store record must be loaded before the app runs.
         self.pending: State | None = None
         self._base: Record | None = None
@@ -342,6 +350,42 @@ class Exchange:
             self._kit.store_error(exc, self._info())
             return self._store_down()
         return None
+
+    # -- anti-forgery tokens -----------------------------------------------------------
+
+    def check_token(self, form_token: str | None = None) -> EarlyResponse | None:
+        """Check the request's anti-forgery token; the 403 to send when it is refused.
+
+        Call it after the store record is loaded. The token is the one sent in the
+        header, else ``form_token`` (what the front end read from the form field).
+        """
+        check = self.token_check
+        if check is None:
+            return None
+        self.token_check = None
+        kit = self._kit
+        sent = check.header if check.header is not None else form_token
+        state = self.session.state
+        reason = kit.forgery.verify(sent, state.family, state.generation, check.scope)
+        if reason is None:
+            return None
+        kit.report(reason, kit.session_spec.name, self.request)
+        return kit.forgery.refusal(reason, self.request.accept)
+
+    def csrf_token(self, action: str | None = None) -> str:
+        """A fresh anti-forgery token of this session.
+
+        Site-wide by default; with ``action`` (the path a form posts to), bound to the
+        token path prefix covering it and refused under any other. The session is kept
+        even when empty (under :data:`~sessionkit.forgery.TOKEN_MARKER`) so that it comes
+        back with the form. Make it after any login, logout or rotation in this request.
+        """
+        session = self.session
+        if session.is_empty:
+            session[TOKEN_MARKER] = True
+        state = session.state
+        scope = "" if action is None else self._kit.forgery.scope_for(action)
+        return self._kit.forgery.mint(state.family, state.generation, scope)
 
     # -- the visitor id ------------------------------------------------------------
 

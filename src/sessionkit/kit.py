@@ -54,6 +54,7 @@ from .events import (
     client_for_log,
 )
 from .exchange import Exchange, HeaderChanges, RequestInfo, _arun, _run
+from .forgery import Forgery, ForgeryPolicy, Provenance, TokenCheck
 from .gate import (
     BLOCK_STATUS,
     CHECK_COOKIE_MAX_AGE,
@@ -171,6 +172,9 @@ class SessionKit:
         on_lifecycle_event: LifecycleHook | None = None,
         meter_provider: Any = None,
         migrate: Migration | None = None,
+        trusted_origins: Iterable[str] = (),
+        csrf_exempt: Iterable[str] = (),
+        forgery: ForgeryPolicy | None = None,
         reauth_path: str = DEFAULT_REAUTH_PATH,
         on_new_device: NewDeviceHook | None = None,
     ) -> None:
@@ -200,6 +204,10 @@ class SessionKit:
         is an OpenTelemetry ``MeterProvider`` (None: the global one; see
         :mod:`sessionkit.metrics`). ``migrate`` is a :class:`~sessionkit.migrate.Migration`
         that turns a previous framework's session cookie into a sessionkit session.
+        Cross-site request forgery protection (:mod:`sessionkit.forgery`) is on:
+        ``trusted_origins`` lists other origins allowed to send unsafe requests and
+        ``csrf_exempt`` the path prefixes never checked; or pass every forgery setting at
+        once as ``forgery=ForgeryPolicy(...)``.
         """
         if secure is None:
             secure = not insecure_development
@@ -315,6 +323,21 @@ class SessionKit:
             json_body=cookies_required_json,
             test_cookie=self.check_spec.set("1", CHECK_COOKIE_MAX_AGE),
         )
+        trusted_origins, csrf_exempt = tuple(trusted_origins), tuple(csrf_exempt)
+        configured = forgery is not None or bool(trusted_origins) or bool(csrf_exempt)
+        if forgery is None:
+            forgery = ForgeryPolicy(trusted_origins=trusted_origins, exempt=csrf_exempt)
+        elif not isinstance(forgery, ForgeryPolicy):
+            raise ConfigurationError(
+                f"forgery must be a sessionkit.forgery.ForgeryPolicy, not {type(forgery).__name__}"
+            )
+        elif trusted_origins or csrf_exempt:
+            raise ConfigurationError(
+                "trusted_origins and csrf_exempt are given twice: put them in "
+                "forgery=ForgeryPolicy(trusted_origins=..., exempt=...)"
+            )
+        #: Cross-site request forgery checks and session-bound tokens.
+        self.forgery = Forgery(forgery, self.keys, home=public_home, configured=configured)
         self.opt_out_spec = CookieSpec(
             _SECURE_OPT_OUT if secure else _SECURE_OPT_OUT[_PLAIN_PREFIX:], secure=secure
         )
@@ -534,6 +557,8 @@ class SessionKit:
         host: str | None = None,
         preflight: bool = False,
         now: float | None = None,
+        provenance: Provenance | None = None,
+        exempt: Callable[[], bool] | None = None,
     ) -> Exchange:
         """Read a request's cookies and return the exchange for that request.
 
@@ -549,22 +574,16 @@ class SessionKit:
         send cookies with one. ``scheme`` and ``host`` (the ``Host`` header) let the gate
         tell a site served over plain http, where Secure cookies are never kept, from a
         client with cookies off. ``user_agent`` and ``request_id`` (the value of
-        ``request_id_header``) go into events. Never raises for anything the client sent.
+        ``request_id_header``) go into events. ``provenance`` (the request's origin headers)
+        serves the forgery checks: a request refused as forged gets its 403 in
+        :attr:`Exchange.early`, and one that must carry a token gets
+        :attr:`Exchange.token_check`. ``exempt``, when given, is asked (at most once, only
+        before a refusal) whether the app's route is exempt. Never raises for anything the
+        client sent.
         """
         if now is None:
             now = self.clock()
         found = pick_cookies(cookie_header, self._wanted) if cookie_header else {}
-        early = None
-        protected = bool(self.gate) and self.gate.protects(path)
-        if protected and not preflight:
-            early = self.gate.decide(
-                method=method,
-                path=path,
-                query=query,
-                has_cookie=any(n in found for n in self._names if n != self.check_spec.name),
-                has_test_cookie=self.check_spec.name in found,
-                accept=accept,
-            )
         opt_out = _is_one(sec_gpc) or _is_one(dnt)
         if self.trusted_proxy_hops:
             client = _forwarded_client(client, forwarded_for, self.trusted_proxy_hops)
@@ -579,12 +598,31 @@ class SessionKit:
             host,
             accepted_request_id(request_id),
         )
-        if early is not None and early.status == BLOCK_STATUS and self._insecure(request):
-            self.report(INSECURE_TRANSPORT, self.session_spec.name, request)
-            early = self.gate.insecure(accept, method == "HEAD")
-        elif early is not None and early.status == BLOCK_STATUS:
-            self.reporter.lifecycle(GATE_BLOCKED, request)
-        return Exchange(self, request, found, opt_out, now, early, protected)
+        early = None
+        token: TokenCheck | None = None
+        if provenance is not None and self.forgery:
+            reason, token = self.forgery.decide(
+                method, path, provenance, self.trusted_proxy_hops, exempt
+            )
+            if reason is not None:
+                self.report(reason, self.session_spec.name, request)
+                early = self.forgery.refusal(reason, accept)
+        protected = bool(self.gate) and self.gate.protects(path)
+        if protected and early is None and not preflight:
+            early = self.gate.decide(
+                method=method,
+                path=path,
+                query=query,
+                has_cookie=any(n in found for n in self._names if n != self.check_spec.name),
+                has_test_cookie=self.check_spec.name in found,
+                accept=accept,
+            )
+            if early is not None and early.status == BLOCK_STATUS and self._insecure(request):
+                self.report(INSECURE_TRANSPORT, self.session_spec.name, request)
+                early = self.gate.insecure(accept, method == "HEAD")
+            elif early is not None and early.status == BLOCK_STATUS:
+                self.reporter.lifecycle(GATE_BLOCKED, request)
+        return Exchange(self, request, found, opt_out, now, early, protected, token)
 
     def _insecure(self, request: RequestInfo) -> bool:
         """Whether ``request`` came over plain http to a host where Secure cookies fail."""

@@ -9,6 +9,7 @@ import sessionkit
 def test_exported_names_are_pinned() -> None:
     assert sorted(sessionkit.__all__) == [
         "ConfigurationError",
+        "ForgeryPolicy",
         "LifecycleEvent",
         "SecurityEvent",
         "SensitiveData",

@@ -34,6 +34,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 import sessionkit
+from sessionkit.forgery import ForgeryPolicy
 from sessionkit.integrations import django as integration
 from sessionkit.integrations.django import (
     SessionKitMiddleware,
@@ -162,6 +163,10 @@ def form_post_view(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"ok": True, "data": dict(session_of(request))})
 
 
+def sk_form_view(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"token": integration.csrf_token(request, "/form-post")})
+
+
 @csrf_exempt
 async def alogin_view(request: HttpRequest) -> HttpResponse:
     from django.contrib.auth import aauthenticate
@@ -200,6 +205,7 @@ URLS.urlpatterns = [  # type: ignore[attr-defined]
     path("opt-out", opt_out_view),
     path("form", form_view),
     path("form-post", form_post_view),
+    path("sk-form", sk_form_view),
     path("alogin", alogin_view),
     path("astate", astate_view),
     path("app/page", state_view),
@@ -800,6 +806,63 @@ def test_real_server_login_logout_and_replay(
 def test_a_hex_auth_hash_is_not_mistaken_for_a_card_number(kit: sessionkit.SessionKit) -> None:
     store = SessionStore(exchange=kit.open(None))
     store["_auth_user_hash"] = "f4cda5cf96b7797ad64eb5829233620591938dc7bdcccf0713ec632c978eb42c"
+
+
+# --------------------------------------------------------------------------- forgery
+
+
+EVIL = {"HTTP_ORIGIN": "https://evil.example", "HTTP_SEC_FETCH_SITE": "cross-site"}
+
+
+def test_forgery_checks_are_left_to_django_by_default(kit: sessionkit.SessionKit) -> None:
+    assert kit.forgery.policy.enabled
+    assert not kit.forgery.configured
+    assert Client().post("/form-post", **EVIL).status_code == 200  # Django's own is not
+    # enforced by the test client; sessionkit did not step in
+
+
+def test_a_kit_given_forgery_settings_checks_under_django(
+    make_kit: KitFactory, use_kit: Callable[[sessionkit.SessionKit], None]
+) -> None:
+    events: list[sessionkit.SecurityEvent] = []
+    policy = ForgeryPolicy(token_paths=["/form-post"])
+    use_kit(make_kit(forgery=policy, on_security_event=events.append))
+    client = Client()
+    refused = client.post("/form-post", **EVIL)
+    assert refused.status_code == 403
+    assert b"Request refused" in refused.content
+    token = client.get("/sk-form").json()["token"]
+    assert client.post("/form-post", {"csrf_token": token}).status_code == 200
+    assert client.post("/form-post", HTTP_X_CSRF_TOKEN=token).status_code == 200
+    assert client.post("/form-post", {"csrf_token": "A" * 86}).status_code == 403
+    assert client.post("/form-post").status_code == 403
+    assert [e.reason for e in events] == ["cross_site", "token_invalid", "token_missing"]
+
+
+def test_forgery_settings_in_the_settings_dict_turn_the_checks_on(django_project: Path) -> None:
+    with override_settings(
+        SESSIONKIT={"secret_keys": [sessionkit.generate_key()], "csrf_exempt": ["/state"]}
+    ):
+        assert get_kit().forgery.configured
+        assert Client().post("/form-post", **EVIL).status_code == 403
+
+
+def test_the_async_chain_refuses_a_forged_request(
+    make_kit: KitFactory, use_kit: Callable[[sessionkit.SessionKit], None]
+) -> None:
+    import asyncio
+
+    use_kit(make_kit(trusted_origins=["https://admin.example"]))
+    trusted = {"Origin": "https://admin.example", "Sec-Fetch-Site": "same-site"}
+    evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+
+    async def scenario() -> tuple[int, int]:
+        client = AsyncClient()
+        refused = await client.post("/form-post", headers=evil)
+        fine = await client.post("/form-post", headers=trusted)
+        return refused.status_code, fine.status_code
+
+    assert asyncio.run(scenario()) == (403, 200)
 
 
 # --------------------------------------------------------------------------- devices

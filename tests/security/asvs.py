@@ -72,6 +72,14 @@ REQUIREMENTS: dict[str, Requirement] = {
         _r("3.3.4", "Session cookies are HttpOnly and only sent through Set-Cookie", 2),
         _r("3.3.5", "A cookie's name and value together never exceed 4096 bytes", 3),
         _r(
+            "3.5.1",
+            "Cross-origin requests to sensitive functionality are checked to come from the "
+            "application itself (anti-forgery tokens or origin checks)",
+            1,
+            "every unsafe method, by Sec-Fetch-Site, Origin or Referer, plus session-bound "
+            "tokens on the token paths; the app keeps state changes off safe methods",
+        ),
+        _r(
             "3.7.2",
             "Automatic redirects go only to allowlisted hosts",
             2,
@@ -210,7 +218,9 @@ NOT_APPLICABLE: dict[str, str] = {
     "11.4.2": "sessionkit never handles passwords",
     "11.4.4": "keys are random bytes, never derived from passwords",
     "3.4.*": "security headers (HSTS, CSP, ...) are the app's or the server's",
-    "3.5.1": "anti-forgery tokens are the app's; SameSite=Lax is the default here",
+    "3.5.2": "sessionkit does not rely on CORS preflight: it checks every unsafe request",
+    "3.5.3": "the app picks the methods of its sensitive actions; sessionkit checks every "
+    "unsafe method (Sec-Fetch-Site first)",
 }
 
 

@@ -29,7 +29,10 @@ start-up with the fix when they would weaken the kit (``SESSION_COOKIE_SECURE = 
 outside development, ``SESSION_COOKIE_SAMESITE = False``); one left at Django's default
 leaves sessionkit's stricter default in place. As with Django, a response with a 5xx
 status saves none of the session's changes. Refused cookies are also reported on
-``django.security.SuspiciousSession``.
+``django.security.SuspiciousSession``. Django's ``CsrfViewMiddleware`` stays in charge
+of cross-site request forgery: sessionkit's checks (:mod:`sessionkit.forgery`) are off
+under Django unless the kit is given forgery settings (``forgery``, ``trusted_origins`` or
+``csrf_exempt``).
 
 ``request.session`` keeps Django's API. ``cycle_key()`` rotates the id (``session.rotate()``);
 writing ``_auth_user_id`` (what ``django.contrib.auth.login()`` does after ``cycle_key()``)
@@ -66,14 +69,17 @@ from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessio
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase, HttpResponseRedirectBase
 from django.utils import timezone
 
+from ..access import csrf_token as _csrf_token
 from ..access import opt_in as _opt_in
 from ..access import opt_out as _opt_out
 from ..access import session_of as _session_of
 from ..access import visitor_of as _visitor_of
 from ..errors import ConfigurationError
+from ..forgery import Provenance
 from ..gate import EarlyResponse
 from ..kit import Exchange, HeaderChanges, SessionKit
 from ..lifetime import DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_MAX_LIFETIME, DEFAULT_TOUCH_INTERVAL
@@ -85,6 +91,7 @@ __all__ = [
     "SessionKitMiddleware",
     "SessionStore",
     "arevoke_user",
+    "csrf_token",
     "get_kit",
     "opt_in",
     "opt_out",
@@ -305,6 +312,11 @@ def opt_in(request: HttpRequest) -> None:
     _opt_in(_state(request))
 
 
+def csrf_token(request: HttpRequest, action: str | None = None) -> str:
+    """A fresh sessionkit anti-forgery token, for a kit given forgery settings."""
+    return _csrf_token(_state(request), action)
+
+
 def _state(request: HttpRequest) -> dict[str, Any]:
     meta = cast("dict[str, Any]", request.META)
     if _EXCHANGE not in meta:
@@ -426,6 +438,10 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
         self.kit = get_kit()
         _check_settings(self.kit)
         self.SessionStore = SessionStore
+        header = self.kit.forgery.policy.token_header.upper().replace("-", "_")
+        self._token_key = "HTTP_" + header
+        # Django's CsrfViewMiddleware does this work unless the kit was asked to.
+        self._forgery = self.kit.forgery.configured and bool(self.kit.forgery)
 
     def __call__(self, request: HttpRequest) -> Any:
         """Handle one request (a coroutine when Django runs the chain asynchronously)."""
@@ -435,6 +451,8 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
         early = exchange.early
         if early is None and exchange.pending is not None:
             early = exchange.load_record()
+        if early is None and exchange.token_check is not None:
+            early = exchange.check_token(self._form_token(request, exchange))
         if early is not None:
             return _early(early)
         _bind(request, exchange)
@@ -447,6 +465,8 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
         early = exchange.early
         if early is None and exchange.pending is not None:
             early = await exchange.aload_record()
+        if early is None and exchange.token_check is not None:
+            early = exchange.check_token(self._form_token(request, exchange))
         if early is not None:
             return _early(early)
         _bind(request, exchange)
@@ -460,8 +480,33 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
         )
         return _apply(response, changes)
 
+    def _form_token(self, request: HttpRequest, exchange: Exchange) -> str | None:
+        check = exchange.token_check
+        if check is None or check.header is not None or not check.form:
+            return None
+        try:
+            value = request.POST.get(self.kit.forgery.policy.token_field)
+        except (OSError, MultiPartParserError):
+            return None
+        return value if isinstance(value, str) else None
+
     def _open(self, request: HttpRequest) -> Exchange:
         meta = request.META
+        provenance = (
+            Provenance(
+                meta.get("HTTP_ORIGIN"),
+                meta.get("HTTP_REFERER"),
+                meta.get("HTTP_SEC_FETCH_SITE"),
+                meta.get("HTTP_HOST"),
+                request.scheme or "http",
+                meta.get("HTTP_X_FORWARDED_HOST"),
+                meta.get("HTTP_X_FORWARDED_PROTO"),
+                meta.get(self._token_key),
+                meta.get("CONTENT_TYPE"),
+            )
+            if self._forgery and self.kit.forgery.checks(request.method or "GET")
+            else None
+        )
         return self.kit.open(
             meta.get("HTTP_COOKIE"),
             client=meta.get("REMOTE_ADDR"),
@@ -477,6 +522,7 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
             scheme=request.scheme,
             host=meta.get("HTTP_HOST"),
             preflight=request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta,
+            provenance=provenance,
         )
 
 

@@ -18,6 +18,10 @@ any path operation, HTTP or WebSocket::
     async def ws(websocket: WebSocket, session: SessionDep) -> None:
         ...                             # read it; a WebSocket cannot save changes
 
+Cross-site request forgery protection is the middleware's too: pass
+``csrf_exempt=route_exempt`` to it to honour ``@csrf_exempt`` on endpoints, and ask for
+``token: CsrfTokenDep`` to put a token in a form.
+
 ``request.session`` is the same object. Everything else (the gate, the store, the
 cookies) is the middleware's: these dependencies only read what it put in the scope.
 """
@@ -29,11 +33,23 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from ..access import session_of, visitor_of
+from ..access import csrf_token, session_of, visitor_of
 from ..asgi import SessionMiddleware
+from ..forgery import csrf_exempt
 from ..session import Session
+from .starlette import route_exempt
 
-__all__ = ["SessionDep", "SessionMiddleware", "VisitorDep", "get_session", "get_visitor"]
+__all__ = [
+    "CsrfTokenDep",
+    "SessionDep",
+    "SessionMiddleware",
+    "VisitorDep",
+    "csrf_exempt",
+    "get_csrf_token",
+    "get_session",
+    "get_visitor",
+    "route_exempt",
+]
 
 _MISSING = (
     "no sessionkit session on this request: add the middleware with "
@@ -58,10 +74,22 @@ def get_visitor(connection: HTTPConnection) -> str | None:
     return visitor_of(connection.scope)
 
 
+def get_csrf_token(connection: HTTPConnection) -> str:
+    """A fresh site-wide anti-forgery token, for ``Depends(get_csrf_token)``.
+
+    Put it in the form's hidden ``csrf_token`` field or send it in ``X-CSRF-Token``;
+    :func:`sessionkit.asgi.csrf_token` makes one bound to a token path.
+    """
+    _require(connection)
+    return csrf_token(connection.scope)
+
+
 #: ``session: SessionDep`` in a path operation gives the typed sessionkit session.
 SessionDep = Annotated[Session, Depends(get_session)]
 #: ``visitor: VisitorDep`` gives the visitor id (None when the visitor opted out).
 VisitorDep = Annotated[str | None, Depends(get_visitor)]
+#: ``token: CsrfTokenDep`` gives a fresh anti-forgery token for this request's session.
+CsrfTokenDep = Annotated[str, Depends(get_csrf_token)]
 
 
 # --------------------------------------------------------------------------- fresh logins

@@ -36,6 +36,10 @@ even when the app never looks at it; set it to False to keep those requests free
 cookie is then refreshed at most once per ``touch_interval``, when the app uses the
 session).
 
+Cross-site request forgery protection (:mod:`sessionkit.forgery`) runs in the middleware
+too, before Flask routes the request; a view decorated with :func:`csrf_exempt` is
+exempt, and templates make tokens with ``{{ csrf_token() }}``.
+
 **Permanent sessions.** ``session.permanent = True`` gives the session
 ``PERMANENT_SESSION_LIFETIME`` of inactivity (:meth:`Session.set_expiry`, capped by the
 kit's ``max_lifetime``: Flask's default of 31 days becomes 30), sealed in the cookie and
@@ -66,16 +70,19 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import ItemsView, Mapping, ValuesView
+from collections.abc import Callable, ItemsView, Mapping, ValuesView
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import flask
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.exceptions import HTTPException
 
-from ..access import visitor_of
+from ..access import csrf_token, visitor_of
 from ..errors import ConfigurationError
 from ..exchange import Exchange, HeaderChanges
+from ..forgery import csrf_exempt, marked_exempt
 from ..gate import EarlyResponse
 from ..kit import SessionKit
 from ..session import Session, check_value
@@ -88,6 +95,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FlaskSession",
     "SessionKitInterface",
+    "csrf_exempt",
+    "current_csrf_token",
     "current_session",
     "current_visitor",
     "init_app",
@@ -667,15 +676,23 @@ class SessionKitInterface(SessionInterface):
 class _Middleware:
     """``app.wsgi_app``: sessionkit's WSGI middleware, made at the first request."""
 
-    def __init__(self, app: WSGIApplication, interface: SessionKitInterface) -> None:
+    def __init__(
+        self,
+        app: WSGIApplication,
+        interface: SessionKitInterface,
+        csrf_exempt: Callable[[WSGIEnvironment], bool],
+    ) -> None:
         self.app = app
         self.interface = interface
+        self._csrf_exempt = csrf_exempt
         self._middleware: SessionMiddleware | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
         middleware = self._middleware
         if middleware is None:
-            middleware = self._middleware = SessionMiddleware(self.app, self.interface.kit)
+            middleware = self._middleware = SessionMiddleware(
+                self.app, self.interface.kit, csrf_exempt=self._csrf_exempt
+            )
         return middleware(environ, start_response)
 
 
@@ -687,7 +704,9 @@ def init_app(app: flask.Flask, kit: SessionKit | None = None) -> None:
     sessionkit session. Without ``kit``, the kit is built at the first request from
     ``app.config`` (see the module docstring); with one, Flask's settings are checked
     against it then. Either way ``app.extensions["sessionkit"]`` holds the kit from then on
-    (at once when one is given).
+    (at once when one is given). Cross-site request forgery protection comes with it:
+    views marked with :func:`csrf_exempt` are not checked, and templates get
+    ``csrf_token()`` (see :func:`current_csrf_token`).
     """
     if EXTENSION in app.extensions or isinstance(app.session_interface, SessionKitInterface):
         raise ConfigurationError("init_app(app) was already called for this app")
@@ -698,7 +717,19 @@ def init_app(app: flask.Flask, kit: SessionKit | None = None) -> None:
     if kit is not None:
         app.extensions[EXTENSION] = kit
     app.session_interface = interface
-    app.wsgi_app = _Middleware(app.wsgi_app, interface)  # type: ignore[method-assign]
+    app.add_template_global(current_csrf_token, "csrf_token")
+    app.wsgi_app = _Middleware(  # type: ignore[method-assign]
+        app.wsgi_app, interface, partial(_route_exempt, app)
+    )
+
+
+def _route_exempt(app: flask.Flask, environ: WSGIEnvironment) -> bool:
+    """Whether the view this request is routed to was marked with :func:`csrf_exempt`."""
+    try:
+        endpoint, _ = app.url_map.bind_to_environ(environ).match()
+    except HTTPException:
+        return False
+    return marked_exempt(app.view_functions.get(str(endpoint)))
 
 
 def current_session() -> FlaskSession:
@@ -717,11 +748,23 @@ def current_visitor() -> str | None:
     return visitor_of(environ)
 
 
+def current_csrf_token(action: str | None = None) -> str:
+    """A fresh anti-forgery token of the current request's session.
+
+    Templates call it as ``{{ csrf_token() }}`` (or ``{{ csrf_token("/admin/delete") }}``
+    for a token bound to the token path a form posts to); see
+    :func:`sessionkit.wsgi.csrf_token`.
+    """
+    environ = flask.request.environ
+    if _ENVIRON_SESSION not in environ:
+        raise RuntimeError(_OUTSIDE)
+    return csrf_token(environ, action)
+
+
 # --------------------------------------------------------------------------- fresh logins
 # (imports here so this section stays apart from the ones above)
 
 import functools  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from typing import TypeVar  # noqa: E402
 
 from ..access import fresh_login_location  # noqa: E402
