@@ -11,7 +11,6 @@ import hmac
 import html
 import logging
 import os
-import secrets
 import tempfile
 import threading
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import sessionkit
-from sessionkit import events
+from sessionkit import ForgeryPolicy, events
 from sessionkit.devices import FOREIGN_HANDLE
 from sessionkit.lifetime import Timeouts
 from sessionkit.stores import SQLiteStore
@@ -115,7 +114,8 @@ def demo_settings(name: str) -> dict[str, Any]:
     """The examples' policy, as keyword arguments of :class:`sessionkit.SessionKit`.
 
     ``/app`` needs cookies (with the demo's own "cookies are required" page), sessions are
-    kept in an SQLite file, security events go to :data:`EVENTS`, plain http locally.
+    kept in an SQLite file, security events go to :data:`EVENTS`, plain http locally,
+    forged requests are refused by sessionkit (by Django's own middleware in Django).
     """
     return {
         "secret_keys": os.environ.get("SESSIONKIT_SECRET_KEYS", sessionkit.generate_key()).split(
@@ -126,6 +126,13 @@ def demo_settings(name: str) -> dict[str, Any]:
         "insecure_development": True,
         "on_security_event": EVENTS.record,
         "cookies_required_page": GATE_PAGE,
+        # Django keeps its own CsrfViewMiddleware (and its token field); the others get
+        # sessionkit's checks, with its token on the forms after log-in.
+        **(
+            {}
+            if name == "django"
+            else {"forgery": ForgeryPolicy(token_paths=TOKEN_PATHS, refused_page=refused_page)}
+        ),
     }
 
 
@@ -144,19 +151,28 @@ def credentials_match(user: str, password: str) -> bool:
 
 # ------------------------------------------------------------- anti-forgery tokens (forms)
 
-
-def csrf_field(session: sessionkit.Session) -> str:
-    """A hidden form field with this session's anti-forgery token (made on first use)."""
-    token = session.get("csrf")
-    if not isinstance(token, str):
-        token = session["csrf"] = secrets.token_urlsafe(32)
-    return f'<input type=hidden name=csrf_token value="{token}">'
+#: Where sessionkit asks unsafe requests for its session-bound token as well as checking
+#: their origin. The log-in form carries a token too (making one sets the session cookie),
+#: but is checked by origin only, so a browser with cookies off is told about cookies
+#: rather than about an expired form.
+TOKEN_PATHS = ("/logout", "/logout-everywhere", "/app")
 
 
-def csrf_matches(session: sessionkit.Session, sent: str) -> bool:
-    """Whether a posted anti-forgery token is this session's."""
-    expected = session.get("csrf")
-    return isinstance(expected, str) and hmac.compare_digest(sent.encode(), expected.encode())
+def csrf_field(token: str) -> str:
+    """The hidden form field carrying a token sessionkit made (``csrf_token(...)``)."""
+    return f'<input type=hidden name=csrf_token value="{html.escape(token)}">'
+
+
+def refused_page(reason: str) -> str:
+    """The demo's page for a request sessionkit refused as forged (an expired form too)."""
+    if reason in ("token_missing", "token_invalid"):
+        text = (
+            "This form belongs to an earlier session (you logged in or out since it was "
+            "shown). Nothing was done; go back, reload the page and try again."
+        )
+    else:
+        text = "This request came from another site, so nothing was done."
+    return page("Form refused", message(text))
 
 
 # --------------------------------------------------------------------------------- markup

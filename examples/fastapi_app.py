@@ -35,12 +35,10 @@ from examples.common import (
     COOKIES_NEEDED,
     COOKIES_NEEDED_TITLE,
     EVENTS,
-    FORM_EXPIRED,
     REMEMBER_FOR,
     WRONG_CREDENTIALS,
     credentials_match,
     csrf_field,
-    csrf_matches,
     demo_kit,
     duration,
     events_body,
@@ -51,7 +49,7 @@ from examples.common import (
     private_body,
     session_facts,
 )
-from sessionkit.asgi import SessionMiddleware
+from sessionkit.asgi import SessionMiddleware, csrf_token
 from sessionkit.devices import SessionInfo, safe_next
 from sessionkit.integrations.fastapi import SessionDep, VisitorDep, require_fresh_login
 
@@ -66,11 +64,15 @@ REAUTH = "/app/reauth"
 SESSIONS = "/app/sessions"
 
 
-async def form_of(request: Request, session: sessionkit.Session) -> dict[str, str] | None:
-    """The posted form, or None when its anti-forgery token is not this session's."""
+async def form_of(request: Request) -> dict[str, str]:
+    """The posted form (sessionkit already refused it if it was forged)."""
     fields = parse_qs((await request.body()).decode("utf-8", "replace"))
-    form = {name: values[0] for name, values in fields.items()}
-    return form if csrf_matches(session, form.get("csrf_token", "")) else None
+    return {name: values[0] for name, values in fields.items()}
+
+
+def token_field(request: Request) -> str:
+    """The hidden field with a fresh anti-forgery token of this request's session."""
+    return csrf_field(csrf_token(request.scope))
 
 
 def signal_of(request: Request) -> str | None:
@@ -97,22 +99,21 @@ async def home(request: Request, session: SessionDep, visitor: VisitorDep) -> Re
 
 @app.get("/login")
 async def login_form(request: Request, session: SessionDep, visitor: VisitorDep) -> Response:
-    csrf = csrf_field(session)
-    return show("Log in", login_body(csrf, facts(request, session, visitor)), "/login")
+    # The token sets the session cookie, so the form comes back with it when cookies work.
+    return show(
+        "Log in", login_body(token_field(request), facts(request, session, visitor)), "/login"
+    )
 
 
 @app.post("/login")
 async def login(request: Request, session: SessionDep) -> Response:
-    form = await form_of(request, session)
-    if form is None:
-        if "cookie" not in request.headers:  # cookies are off: no form token could come back
-            return show(COOKIES_NEEDED_TITLE, COOKIES_NEEDED, status=403)
-        return show("Log in failed", FORM_EXPIRED)
+    if "cookie" not in request.headers:  # cookies are off: a login could never stick
+        return show(COOKIES_NEEDED_TITLE, COOKIES_NEEDED, status=403)
+    form = await form_of(request)
     user = form.get("username", "")
     if not credentials_match(user, form.get("password", "")):
         return show("Log in failed", WRONG_CREDENTIALS)
-    session.login(user)  # a new id and a new session family: a planted id is now worthless
-    del session["csrf"]  # and a new anti-forgery token with the new privilege
+    session.login(user)  # a new id and family: a planted id and older form tokens are void
     if form.get("remember") == "1":
         session.set_expiry(REMEMBER_FOR)  # may idle for a week; sealed, enforced server-side
     return RedirectResponse("/app", status_code=303)
@@ -126,7 +127,7 @@ async def private(request: Request, session: SessionDep, visitor: VisitorDep) ->
     body = private_body(
         session.user_id,
         session["visits"],
-        csrf_field(session),
+        token_field(request),
         facts(request, session, visitor),
         EVENTS.latest(3),
         sessions_path=SESSIONS,
@@ -140,27 +141,24 @@ async def security_events() -> Response:
 
 
 @app.post("/logout")
-async def logout(request: Request, session: SessionDep) -> Response:
-    if await form_of(request, session) is not None:
-        session.invalidate()
+async def logout(session: SessionDep) -> Response:
+    session.invalidate()
     return RedirectResponse("/", status_code=303)
 
 
 @app.post("/logout-everywhere")
-async def logout_everywhere(request: Request, session: SessionDep) -> Response:
-    if await form_of(request, session) is not None:
-        if session.user_id is not None:
-            await kit.arevoke_user(session.user_id)
-        session.invalidate()
+async def logout_everywhere(session: SessionDep) -> Response:
+    if session.user_id is not None:
+        await kit.arevoke_user(session.user_id)
+    session.invalidate()
     return RedirectResponse("/", status_code=303)
 
 
 # -- Where you're signed in: the user's sessions, and the password again to end one ------
 
 
-def sessions_body(session: sessionkit.Session, listed: list[SessionInfo]) -> str:
+def sessions_body(csrf: str, listed: list[SessionInfo]) -> str:
     """The list of the user's sessions, each other one with a "Sign out" button."""
-    csrf = csrf_field(session)
     now = time.time()
     rows = []
     for info in listed:
@@ -189,13 +187,13 @@ def sessions_body(session: sessionkit.Session, listed: list[SessionInfo]) -> str
     )
 
 
-def reauth_body(session: sessionkit.Session, back: str) -> str:
+def reauth_body(session: sessionkit.Session, csrf: str, back: str) -> str:
     """The "type your password again" form."""
     action = html.escape(f"{REAUTH}?next={back}")
     return (
         f"<section class=card><p>Please type your password again, "
         f"{html.escape(str(session.user_id))}.</p>"
-        f'<form method=post action="{action}">{csrf_field(session)}'
+        f'<form method=post action="{action}">{csrf}'
         "<label for=password>Password</label>"
         "<input id=password name=password type=password autocomplete=current-password required>"
         "<p class=actions><button>Continue</button></p></form></section>"
@@ -203,18 +201,18 @@ def reauth_body(session: sessionkit.Session, back: str) -> str:
 
 
 @app.get(SESSIONS, dependencies=[Depends(require_fresh_login(FRESH_FOR, reauth_path=REAUTH))])
-async def sessions(session: SessionDep) -> Response:
+async def sessions(request: Request, session: SessionDep) -> Response:
     user = session.user_id
     listed = [] if user is None else await kit.asessions_of(user, current=session)
-    return show("Where you're signed in", sessions_body(session, listed), "/app")
+    return show("Where you're signed in", sessions_body(token_field(request), listed), "/app")
 
 
 @app.post(SESSIONS + "/end")
 async def end_session(request: Request, session: SessionDep) -> Response:
-    form = await form_of(request, session)
+    form = await form_of(request)
     user = session.user_id
     stale = kit.fresh_login(FRESH_FOR, REAUTH).decide(session.auth_age, SESSIONS, "")
-    if stale is not None or user is None or form is None:
+    if stale is not None or user is None:
         return RedirectResponse(stale or SESSIONS, status_code=303)
     client = request.client.host if request.client else None
     await kit.arevoke_session(user, form.get("handle", ""), client=client)
@@ -226,14 +224,14 @@ async def reauth_form(request: Request, session: SessionDep) -> Response:
     if session.user_id is None:
         return RedirectResponse("/login", status_code=303)
     back = safe_next(request.query_params.get("next"), "/app")
-    return show("Confirm it is you", reauth_body(session, back))
+    return show("Confirm it is you", reauth_body(session, token_field(request), back))
 
 
 @app.post(REAUTH)
 async def reauth(request: Request, session: SessionDep) -> Response:
-    form = await form_of(request, session)
+    form = await form_of(request)
     user = session.user_id
-    if form is None or user is None:
+    if user is None:
         return RedirectResponse("/login", status_code=303)
     if not credentials_match(str(user), form.get("password", "")):
         return show("Confirm it is you", WRONG_CREDENTIALS)

@@ -26,12 +26,10 @@ from examples.common import (
     COOKIES_NEEDED,
     COOKIES_NEEDED_TITLE,
     EVENTS,
-    FORM_EXPIRED,
     REMEMBER_FOR,
     WRONG_CREDENTIALS,
     credentials_match,
     csrf_field,
-    csrf_matches,
     demo_kit,
     events_body,
     home_body,
@@ -41,7 +39,12 @@ from examples.common import (
     private_body,
     session_facts,
 )
-from sessionkit.integrations.flask import current_session, current_visitor, init_app
+from sessionkit.integrations.flask import (
+    current_csrf_token,
+    current_session,
+    current_visitor,
+    init_app,
+)
 
 kit = demo_kit("flask")
 
@@ -49,9 +52,9 @@ app = flask.Flask(__name__)
 init_app(app, kit)
 
 
-def form_is_genuine() -> bool:
-    """Whether the posted form carries this session's anti-forgery token."""
-    return csrf_matches(current_session(), flask.request.form.get("csrf_token", ""))
+def token_field() -> str:
+    """The hidden field with a fresh anti-forgery token of this request's session."""
+    return csrf_field(current_csrf_token())
 
 
 def signal() -> str | None:
@@ -74,21 +77,19 @@ def home() -> str:
 
 @app.get("/login")
 def login_form() -> str:
-    return page("Log in", login_body(csrf_field(current_session()), facts()), current="/login")
+    # The token sets the session cookie, so the form comes back with it when cookies work.
+    return page("Log in", login_body(token_field(), facts()), current="/login")
 
 
 @app.post("/login")
 def login() -> str | Response | tuple[str, int]:
-    if not form_is_genuine():
-        if "Cookie" not in flask.request.headers:  # cookies are off: no token could come back
-            return page(COOKIES_NEEDED_TITLE, COOKIES_NEEDED), 403
-        return page("Log in failed", FORM_EXPIRED)
+    if "Cookie" not in flask.request.headers:  # cookies are off: a login could never stick
+        return page(COOKIES_NEEDED_TITLE, COOKIES_NEEDED), 403
     user = flask.request.form.get("username", "")
     if not credentials_match(user, flask.request.form.get("password", "")):
         return page("Log in failed", WRONG_CREDENTIALS)
     session = current_session()
-    session.login(user)  # a new id and family: a planted id is now worthless
-    del session["csrf"]  # and a new anti-forgery token with the new privilege
+    session.login(user)  # a new id and family: a planted id and older form tokens are void
     if flask.request.form.get("remember") == "1":
         session.set_expiry(REMEMBER_FOR)  # may idle for a week; sealed, enforced server-side
     return flask.redirect("/app", code=303)
@@ -101,7 +102,7 @@ def private() -> str | Response:
         return flask.redirect("/login", code=303)
     session["visits"] = session.get("visits", 0) + 1
     body = private_body(
-        session.user_id, session["visits"], csrf_field(session), facts(), EVENTS.latest(3)
+        session.user_id, session["visits"], token_field(), facts(), EVENTS.latest(3)
     )
     return page("Private area", body, current="/app")
 
@@ -113,16 +114,14 @@ def security_events() -> str:
 
 @app.post("/logout")
 def logout() -> Response:
-    if form_is_genuine():
-        current_session().invalidate()
+    current_session().invalidate()
     return flask.redirect("/", code=303)
 
 
 @app.post("/logout-everywhere")
 def logout_everywhere() -> Response:
     session = current_session()
-    if form_is_genuine():
-        if session.user_id is not None:
-            kit.revoke_user(session.user_id)
-        session.invalidate()
+    if session.user_id is not None:
+        kit.revoke_user(session.user_id)
+    session.invalidate()
     return flask.redirect("/", code=303)

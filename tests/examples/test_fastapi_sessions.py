@@ -108,9 +108,11 @@ def test_the_password_is_asked_again_and_next_stays_on_the_site(base: str) -> No
         )
         assert right.headers["location"] == "/app/sessions"
         for hostile in ["//evil.example", "https://evil.example/", "/\\evil.example"]:
+            # Each confirmation rotates the session: its form tokens are new ones.
+            fresh = http.get("/app/reauth")
             answer = http.post(
                 "/app/reauth",
                 params={"next": hostile},
-                data={"csrf_token": token(form.text), "password": PASSWORD},
+                data={"csrf_token": token(fresh.text), "password": PASSWORD},
             )
             assert answer.headers["location"] == "/app"
