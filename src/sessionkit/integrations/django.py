@@ -52,6 +52,7 @@ new cookie value, as with Django's ``signed_cookies`` engine.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -60,7 +61,7 @@ from collections.abc import Awaitable, Callable, Container, Mapping
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from http.cookies import Morsel
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
@@ -68,16 +69,18 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase, HttpResponseRedirectBase
 from django.utils import timezone
 
 from ..access import csrf_token as _csrf_token
+from ..access import fresh_login_location
 from ..access import opt_in as _opt_in
 from ..access import opt_out as _opt_out
 from ..access import session_of as _session_of
 from ..access import visitor_of as _visitor_of
+from ..devices import SessionInfo, check_fresh_login
 from ..errors import ConfigurationError
 from ..forgery import Provenance
 from ..gate import EarlyResponse
@@ -90,13 +93,19 @@ __all__ = [
     "ENGINE",
     "SessionKitMiddleware",
     "SessionStore",
+    "arevoke_session",
     "arevoke_user",
+    "asessions_of",
     "csrf_token",
     "get_kit",
     "opt_in",
     "opt_out",
+    "report_to_django",
+    "require_fresh_login",
+    "revoke_session",
     "revoke_user",
     "session_of",
+    "sessions_of",
     "visitor_of",
 ]
 
@@ -931,23 +940,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------- devices
-# (imports here so this section stays apart from the ones above)
 
-import functools  # noqa: E402
-from typing import TypeVar  # noqa: E402
-
-from django.http import HttpResponseRedirect  # noqa: E402
-
-from ..access import fresh_login_location  # noqa: E402
-from ..devices import SessionInfo, check_fresh_login  # noqa: E402
-
-__all__ += [
-    "arevoke_session",
-    "asessions_of",
-    "require_fresh_login",
-    "revoke_session",
-    "sessions_of",
-]
 
 _View = TypeVar("_View", bound=Callable[..., Any])
 
@@ -1048,8 +1041,6 @@ async def arevoke_session(request: HttpRequest, handle: str) -> bool:
 
 
 # --------------------------------------------------------------------------- events
-
-__all__ += ["report_to_django"]
 
 
 def report_to_django(kit: SessionKit) -> None:

@@ -28,13 +28,15 @@ cookies) is the middleware's: these dependencies only read what it put in the sc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, HTTPException
 from starlette.requests import HTTPConnection
 
-from ..access import csrf_token, session_of, visitor_of
+from ..access import csrf_token, fresh_login_location, session_of, visitor_of
 from ..asgi import SessionMiddleware
+from ..devices import check_fresh_login
 from ..forgery import csrf_exempt
 from ..session import Session
 from .starlette import route_exempt
@@ -48,6 +50,7 @@ __all__ = [
     "get_csrf_token",
     "get_session",
     "get_visitor",
+    "require_fresh_login",
     "route_exempt",
 ]
 
@@ -93,16 +96,6 @@ CsrfTokenDep = Annotated[str, Depends(get_csrf_token)]
 
 
 # --------------------------------------------------------------------------- fresh logins
-# (imports here so this section stays apart from the ones above)
-
-from collections.abc import Callable  # noqa: E402
-
-from fastapi import HTTPException  # noqa: E402
-
-from ..access import fresh_login_location  # noqa: E402
-from ..devices import check_fresh_login  # noqa: E402
-
-__all__ += ["require_fresh_login"]
 
 
 def require_fresh_login(

@@ -67,19 +67,21 @@ context and ``sess["key"] = value`` in a transaction work and persist.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
 from collections.abc import Callable, ItemsView, Mapping, ValuesView
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import flask
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException
 
-from ..access import csrf_token, visitor_of
+from ..access import csrf_token, fresh_login_location, visitor_of
+from ..devices import check_fresh_login
 from ..errors import ConfigurationError
 from ..exchange import Exchange, HeaderChanges
 from ..forgery import csrf_exempt, marked_exempt
@@ -100,6 +102,8 @@ __all__ = [
     "current_session",
     "current_visitor",
     "init_app",
+    "report_to_app_logger",
+    "require_fresh_login",
 ]
 
 #: Where :class:`sessionkit.wsgi.SessionMiddleware` leaves the request's session.
@@ -762,15 +766,7 @@ def current_csrf_token(action: str | None = None) -> str:
 
 
 # --------------------------------------------------------------------------- fresh logins
-# (imports here so this section stays apart from the ones above)
 
-import functools  # noqa: E402
-from typing import TypeVar  # noqa: E402
-
-from ..access import fresh_login_location  # noqa: E402
-from ..devices import check_fresh_login  # noqa: E402
-
-__all__ += ["require_fresh_login"]
 
 _View = TypeVar("_View", bound=Callable[..., Any])
 
@@ -812,8 +808,6 @@ def require_fresh_login(
 
 
 # --------------------------------------------------------------------------- events
-
-__all__ += ["report_to_app_logger"]
 
 
 def report_to_app_logger(app: flask.Flask, kit: SessionKit) -> None:
