@@ -292,6 +292,7 @@ class RedisStore:
         self._known_replicas: tuple[float, int] = (-math.inf, 0)
         self._policy_checked = False
         self._async_given = async_client
+        self._given_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         if url is not None:
             try:
                 pool = redis_py.BlockingConnectionPool.from_url(
@@ -313,7 +314,7 @@ class RedisStore:
                 ) from None
         self._client = client
         self._scripts = None if client is None else _Scripts.on(client)
-        self._cluster = client is not None and _is_cluster(client)
+        self._cluster = _is_cluster(client) or _is_cluster(async_client)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where!r}, prefix={self._prefix!r})"
@@ -518,7 +519,29 @@ class RedisStore:
         return self._scripts
 
     def _async_missing(self) -> bool:
-        return self._url is None and self._async_given is None
+        """True when this event loop has no asyncio client: the blocking forms run in a thread.
+
+        An ``async_client=`` belongs to the first event loop that uses it (redis-py's asyncio
+        connections cannot move between loops); other loops use ``client=`` in a thread.
+        """
+        if self._url is not None:
+            return False
+        if self._async_given is None:
+            return True
+        loop = asyncio.get_running_loop()
+        with self._loops_lock:
+            if self._given_loop is None:
+                self._given_loop = weakref.ref(loop)
+            owner = self._given_loop()
+        if owner is loop:
+            return False
+        if self._client is not None:
+            return True
+        raise ConfigurationError(
+            "this RedisStore's async_client= belongs to the event loop that first used it, "
+            "and another event loop is using the store now: pass client= too (other loops "
+            "then use it in a thread), or give each event loop its own RedisStore"
+        )
 
     def _hide(self, exc: BaseException) -> str:
         text = str(exc)
@@ -537,6 +560,11 @@ class RedisStore:
             raise StoreUnavailable(f"Redis store at {self._where}: {self._hide(exc)}") from None
 
     async def _loop_client(self) -> _LoopClient:
+        if self._cluster and self._async_given is not None:
+            # An asyncio cluster client must learn the slot map (under its own lock) before
+            # commands are sent side by side: redis-py's first commands race otherwise, and
+            # an AttributeError escapes from its connections. Once done this returns at once.
+            await self._acall(self._async_given.initialize)
         loop = asyncio.get_running_loop()
         with self._loops_lock:
             entry = self._loops.get(loop)
@@ -584,9 +612,10 @@ class RedisStore:
 
 
 def _is_cluster(client: Any) -> bool:
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
     from redis.cluster import RedisCluster
 
-    return isinstance(client, RedisCluster)
+    return isinstance(client, (RedisCluster, AsyncRedisCluster))
 
 
 def _records(flat: Sequence[bytes] | None) -> list[tuple[str, Record]]:
