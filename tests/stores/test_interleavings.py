@@ -186,6 +186,37 @@ def test_within_the_grace_window_an_in_flight_old_id_is_fine(
     assert reasons(events) == []
 
 
+def test_a_timer_shorter_than_the_grace_never_leaves_an_in_flight_request_two_ids_behind(
+    make_kit: MakeKit, any_store: Store, clock: Any, events: list[SecurityEvent]
+) -> None:
+    """Regression: with ``rotate_every`` no longer than ``rotation_grace``, the timer rotated
+    again right after a tab confirmed the new id, and a request another tab had sent with
+    the id before was judged two ids behind: a replay, the user logged out, a theft event."""
+    kit = make_kit(
+        store=any_store,
+        visitor_cookie=None,
+        on_security_event=events.append,
+        rotate_every=1,
+        rotation_grace=2,
+    )
+    browser = logged_in(kit)
+    first_id = browser.request(lambda s: s.id).result
+    clock.advance(1)
+    sent_before = browser.copy()  # a tab's request on its way with the login id
+    browser.request(read("x"))  # the timer rotates
+    browser.request(read("x"))  # the new id is presented: confirmed
+    clock.advance(1)  # the timer is due again, within the grace window
+    browser.request(read("x"))
+    assert sent_before.request(lambda s: s.user_id).result == "alice"
+    assert reasons(events) == []
+    clock.advance(kit.rotation_grace + 1)
+    last_id = browser.request(lambda s: s.id).result
+    browser.request(read("x"))
+    assert browser.request(lambda s: s.id).result not in (first_id, last_id), "the timer rotates"
+    assert browser.user() == "alice"
+    assert reasons(events) == []
+
+
 # ------------------------------------------------------------ data never rolls back
 
 
