@@ -41,7 +41,7 @@ worker_app = load_module("sessionkit_load_worker_app", HERE / "worker_app.py")
 
 USERS = 6
 TABS = 3
-SECONDS = 8.0
+SECONDS = 6.0
 ROTATE_EVERY = 1
 ROTATION_GRACE = 2
 EXPLICIT_EVERY = 2.5  # seconds between two explicit rotations (privilege changes) of a user

@@ -30,7 +30,7 @@ from support import SharedJar, load_module, running_uvicorn, running_werkzeug
 HERE = Path(__file__).resolve().parent
 worker_app = load_module("sessionkit_streaming_worker_app", HERE / "worker_app.py")
 STREAM = b"".join(worker_app.STREAM_CHUNKS)
-SECONDS = 3.5
+SECONDS = 2.5
 ROTATE_EVERY = 1
 ROTATION_GRACE = 2
 EXPLICIT_EVERY = 1.2

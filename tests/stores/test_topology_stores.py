@@ -31,6 +31,7 @@ from redis_topologies import (
 from sessionkit import ConfigurationError, SessionKit
 from sessionkit.families import FamilyRef, Record, new_record
 from sessionkit.session import State, new_session_id
+from sessionkit.stores import StoreUnavailable
 from sessionkit.stores.redis import RedisStore, _user_tag
 
 MakeKit = Callable[..., SessionKit]
@@ -295,3 +296,40 @@ def test_a_revocation_no_replica_received_is_lost_in_a_failover(
         # The new master never saw either revocation: both sessions are back.
         for user, device in devices.items():
             assert served_as(device.copy()) == user
+
+
+def test_the_asyncio_sentinel_client_serves_again_after_the_master_is_killed(
+    clean_redis_sentinel: RedisSentinel,
+) -> None:
+    """ASGI's side of a failover: the same ``async_client=`` answers again, no restart."""
+    clients = sentinel_clients(clean_redis_sentinel)
+    store = RedisStore(client=clients.client, async_client=clients.async_client, replicas=1)
+    kept, revoked = ref("erin"), ref("frank")
+
+    async def scenario() -> tuple[object, object]:
+        try:
+            for r in (kept, revoked):
+                assert await store.asave(r, None, rec(r), NOW + 600, NOW)
+            await asyncio.to_thread(replicate_everything, clean_redis_sentinel)
+            assert await store.arevoke_user("frank", NS, NOW) == 1
+            await asyncio.to_thread(kill_master_and_wait_for_promotion, clean_redis_sentinel)
+            deadline = time.monotonic() + RECOVERY
+            while True:
+                try:
+                    loaded = await store.aload(kept, NOW)
+                    break
+                except StoreUnavailable:  # while the sentinels switch: a 503, then service
+                    assert time.monotonic() < deadline, "still unavailable"
+                    await asyncio.sleep(0.05)
+            for _ in range(20):  # and it stays up
+                assert await store.aload(kept, NOW) == loaded
+            return loaded, await store.aload(revoked, NOW)
+        finally:
+            await clients.aclose()
+
+    try:
+        loaded, gone = asyncio.run(scenario())
+    finally:
+        clients.close()
+    assert loaded == rec(kept)
+    assert gone is None
