@@ -154,6 +154,13 @@ def test_three_tabs_per_user_on_two_workers_rotating_every_second(
     assert total > 1000, f"only {total} requests: not a load test"
     assert tally.kinds["rotate"] >= USERS * int(SECONDS // EXPLICIT_EVERY)
     assert tally.wrongful_logouts == []
+    store_errors = [
+        line
+        for worker in redis_workers
+        for line in worker.log.read_text(errors="replace").splitlines()
+        if "session store unavailable" in line
+    ]
+    assert store_errors == [], "every 503 would be one of these"
     assert tally.statuses == Counter({200: total}), "no 500s, no 503s, nothing but 200s"
     for worker in redis_workers:
         assert worker.process.poll() is None

@@ -6,7 +6,8 @@ it reads the key ring from ``SESSIONKIT_SECRET_KEYS`` and the store from
 ``SESSIONKIT_TEST_REDIS`` (a Redis URL) or else ``SESSIONKIT_TEST_SQLITE`` (a file), so
 every worker started with the same environment shares one store.
 ``SESSIONKIT_TEST_ROTATE_EVERY`` and ``SESSIONKIT_TEST_ROTATION_GRACE`` (seconds) set the
-rotation; each security event is written to stderr as ``security event: <reason>``.
+rotation; each security event is written to stderr as ``security event: <reason>``, and
+the store's warnings too.
 
 Routes (every JSON answer carries the session state and the worker's pid):
 
@@ -24,6 +25,7 @@ Routes (every JSON answer carries the session state and the worker's pid):
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -126,7 +128,11 @@ def build_app(kit: sessionkit.SessionKit) -> Starlette:
 
 
 def create_app() -> Starlette:
-    """The worker processes' app: keys, store and rotation from the environment."""
+    """The worker processes' app: keys, store and rotation from the environment.
+
+    The store's warnings (``session store unavailable: ...``) go to stderr, with the events.
+    """
+    logging.getLogger("sessionkit.stores").addHandler(logging.StreamHandler(sys.stderr))
     store: Store
     if os.environ.get(REDIS_ENV):
         from sessionkit.stores.redis import RedisStore
