@@ -220,6 +220,28 @@ def test_a_timer_shorter_than_the_grace_never_leaves_an_in_flight_request_two_id
     assert reasons(events) == []
 
 
+@pytest.mark.xfail(
+    reason="plan() skips an explicit rotate() while the current id is unconfirmed", strict=True
+)
+def test_a_privilege_change_right_after_a_lost_rotation_gets_a_new_id(
+    kit: SessionKit, clock: Any
+) -> None:
+    """Not fixed yet: after a timed rotation whose response was lost, the browser presents
+    the previous id; a ``rotate()`` for a privilege change in that request does not
+    rotate. The elevated session keeps the id minted before the change (the one in the lost
+    response, which whoever intercepted it holds), and the id the browser presented keeps
+    working until the browser presents the new one."""
+    browser = logged_in(kit)
+    before = browser.request(lambda s: s.id).result
+    clock.advance(kit.rotate_every)
+    lost = browser.start().run(read("x")).lose()  # timed rotation, new id never delivered
+    minted = lost.session.id
+    assert minted != before
+    browser.request(lambda s: (s.rotate(), s.update(role="admin")))
+    after = browser.request(lambda s: s.id).result
+    assert after not in (before, minted)
+
+
 class Contended(MemoryStore):
     """A MemoryStore where, ``rivals`` times, another request writes the family just
     between a request's load and its conditional save (as a busy browser's tabs do)."""
