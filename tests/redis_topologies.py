@@ -780,17 +780,20 @@ def sentinel_clients(
 
 
 @contextlib.contextmanager
-def topology_store(topology: RedisCluster | RedisSentinel, **settings: Any) -> Iterator[Any]:
+def topology_store(
+    topology: RedisCluster | RedisSentinel, *, timeout: float = 1.0, **settings: Any
+) -> Iterator[Any]:
     """A ``RedisStore`` given the topology's blocking client (``client=``), closed at the end.
 
-    ``settings`` go to ``RedisStore`` (``replicas=``, ``prefix=``, ``async_client=``, ...).
+    ``timeout`` is the client's socket timeout (a ``replica_timeout`` must be shorter);
+    ``settings`` go to ``RedisStore`` (``replicas=``, ``prefix=``, ...).
     """
     from sessionkit.stores.redis import RedisStore
 
     if isinstance(topology, RedisCluster):
-        clients = cluster_clients(topology, asynchronous=False)
+        clients = cluster_clients(topology, timeout, asynchronous=False)
     else:
-        clients = sentinel_clients(topology, asynchronous=False)
+        clients = sentinel_clients(topology, timeout, asynchronous=False)
     store = RedisStore(client=clients.client, **settings)
     try:
         yield store

@@ -227,7 +227,9 @@ def kill_master_and_wait_for_promotion(sentinel: RedisSentinel) -> None:
 def test_an_acknowledged_revocation_survives_killing_the_master_right_after_it(
     clean_redis_sentinel: RedisSentinel, make_kit: MakeKit
 ) -> None:
-    with topology_store(clean_redis_sentinel, replicas=1, replica_timeout=10.0) as store:
+    with topology_store(
+        clean_redis_sentinel, timeout=15.0, replicas=1, replica_timeout=10.0
+    ) as store:
         kit = make_kit(store=store, visitor_cookie=None, require_cookies=["/app"])
         devices = [Browser(kit) for _ in range(3)]
         for device in devices:

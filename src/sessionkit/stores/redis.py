@@ -242,7 +242,9 @@ class RedisStore:
     write and wait for a free pooled connection: when the server does not answer, a
     call raises :class:`StoreUnavailable` within about that time, and once it is back
     the next call works. ``replicas``: how many replicas must acknowledge a revocation
-    (None: one when the server has any), waited for at most ``replica_timeout``.
+    (None: one when the server has any), waited for at most ``replica_timeout``, which
+    must be shorter than the client's socket timeout (``socket_timeout`` here, or the one
+    your own client was given).
     Passwords never appear in messages or ``repr``.
     """
 
@@ -273,6 +275,13 @@ class RedisStore:
         if not replica_timeout > 0:
             raise ConfigurationError(
                 f"RedisStore replica_timeout must be positive seconds, not {replica_timeout!r}"
+            )
+        if url is not None and replica_timeout >= socket_timeout:
+            raise ConfigurationError(
+                f"RedisStore replica_timeout ({replica_timeout}s) must be shorter than "
+                f"socket_timeout ({socket_timeout}s): the WAIT for replicas is read within "
+                "socket_timeout, so a longer wait fails as an outage. Lower replica_timeout "
+                "or raise socket_timeout"
             )
         if (url is None) == (client is None and async_client is None):
             raise ConfigurationError(
