@@ -173,12 +173,20 @@ from sessionkit.stores.base import Store  # noqa: E402
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A fresh, empty store of each kind: MemoryStore, SQLiteStore and a real Redis."""
+    """A fresh, empty store of each kind: MemoryStore, SQLiteStore and a real Redis.
+
+    Parametrized indirectly (``pytest.mark.parametrize("any_store", [...], indirect=True)``,
+    from a test under tests/stores, where the topology fixtures are) it also opens
+    ``"redis-cluster"`` (a RedisStore given redis-py's blocking cluster client) and
+    ``"redis-sentinel"`` (given a ``Sentinel.master_for`` client); their coroutine forms
+    run that client in a thread. (An ``async_client=`` belongs to one event loop, and these
+    tests run several: see tests/stores/test_topology_stores.py.)
+    """
     if request.param == "memory":
         yield MemoryStore()
     elif request.param == "sqlite":
         yield SQLiteStore(tmp_path / "sessions.db")
-    else:
+    elif request.param == "redis":
         from sessionkit.stores.redis import RedisStore
 
         server: RedisServer = request.getfixturevalue("redis_server")
@@ -188,3 +196,9 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
             yield store
         finally:
             store.close()
+    else:
+        from redis_topologies import topology_store
+
+        fixture = {"redis-cluster": "clean_redis_cluster", "redis-sentinel": "clean_redis_sentinel"}
+        with topology_store(request.getfixturevalue(fixture[request.param])) as store:
+            yield store

@@ -8,12 +8,14 @@ every process it started. Importable as ``redis_topologies`` (``pythonpath = ["t
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -706,3 +708,94 @@ class RedisEvicting:
     def stop(self) -> None:
         """Stop the server."""
         self.node.stop()
+
+
+# ---------------------------------------------------------------- stores on these topologies
+
+
+@dataclass
+class Clients:
+    """The redis-py clients an application makes for a topology, and what closes them.
+
+    ``async_client`` (None when not asked for) must be closed in its own event loop, by
+    ``await aclose()``; ``close()`` closes the blocking side. A Sentinel's own clients to
+    the sentinels are closed with the client they serve.
+    """
+
+    client: Any
+    async_client: Any
+    sentinels: Any = None
+    async_sentinels: Any = None
+
+    def close(self) -> None:
+        self.client.close()
+        for probe in self.sentinels.sentinels if self.sentinels is not None else ():
+            probe.close()
+
+    async def aclose(self) -> None:
+        await self.async_client.aclose()
+        for probe in self.async_sentinels.sentinels if self.async_sentinels is not None else ():
+            await probe.aclose()
+
+
+def cluster_clients(
+    cluster: RedisCluster, timeout: float = 1.0, *, asynchronous: bool = True
+) -> Clients:
+    """redis-py's blocking and (unless ``asynchronous=False``) asyncio cluster clients."""
+    from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+    from redis.asyncio.cluster import RedisCluster as AsyncClusterClient
+    from redis.cluster import ClusterNode
+    from redis.cluster import RedisCluster as ClusterClient
+
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    client = ClusterClient(
+        startup_nodes=[ClusterNode(host, port) for host, port in cluster.startup_nodes], **options
+    )
+    async_client = None
+    if asynchronous:
+        async_client = AsyncClusterClient(
+            startup_nodes=[AsyncClusterNode(host, port) for host, port in cluster.startup_nodes],
+            **options,
+        )
+    return Clients(client, async_client)
+
+
+def sentinel_clients(
+    sentinel: RedisSentinel, timeout: float = 1.0, *, asynchronous: bool = True
+) -> Clients:
+    """Blocking and (unless ``asynchronous=False``) asyncio clients of ``mymaster``, made
+    by ``Sentinel.master_for``."""
+    from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+    from redis.sentinel import Sentinel
+
+    probe = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    sentinels = Sentinel(sentinel.sentinels, sentinel_kwargs=probe)
+    client = sentinels.master_for(sentinel.master_name, **options)
+    if not asynchronous:
+        return Clients(client, None, sentinels)
+    async_sentinels = AsyncSentinel(sentinel.sentinels, sentinel_kwargs=probe)
+    async_client = async_sentinels.master_for(sentinel.master_name, **options)
+    return Clients(client, async_client, sentinels, async_sentinels)
+
+
+@contextlib.contextmanager
+def topology_store(
+    topology: RedisCluster | RedisSentinel, *, timeout: float = 1.0, **settings: Any
+) -> Iterator[Any]:
+    """A ``RedisStore`` given the topology's blocking client (``client=``), closed at the end.
+
+    ``timeout`` is the client's socket timeout (a ``replica_timeout`` must be shorter);
+    ``settings`` go to ``RedisStore`` (``replicas=``, ``prefix=``, ...).
+    """
+    from sessionkit.stores.redis import RedisStore
+
+    if isinstance(topology, RedisCluster):
+        clients = cluster_clients(topology, timeout, asynchronous=False)
+    else:
+        clients = sentinel_clients(topology, timeout, asynchronous=False)
+    store = RedisStore(client=clients.client, **settings)
+    try:
+        yield store
+    finally:
+        clients.close()

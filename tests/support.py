@@ -311,6 +311,35 @@ def set_cookies(response: Any) -> dict[str, tuple[str, CookieAttrs]]:
     return cookies_by_name(headers.getlist("Set-Cookie"))  # werkzeug
 
 
+class SharedJar:
+    """One browser's cookies, shared by its tabs (threads), as a browser keeps them.
+
+    A tab takes ``header()`` when it sends and gives the response to ``take()`` when it
+    arrives, so a response that arrives late may bring back an older cookie, as in a
+    browser.
+    """
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def header(self) -> dict[str, str]:
+        """The ``Cookie`` header to send now ({} when the jar is empty)."""
+        with self._lock:
+            if not self.cookies:
+                return {}
+            return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+
+    def take(self, response: Any) -> None:
+        """Keep the response's cookies; a ``Max-Age=0`` one is dropped."""
+        with self._lock:
+            for name, (value, attrs) in set_cookies(response).items():
+                if attrs.get("max-age") == "0":
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = value
+
+
 # ---------------------------------------------------------------- ASGI WebSocket
 
 

@@ -23,7 +23,10 @@ keeps working (a lost response, three tabs rotating at once); once the new id wa
 the previous one works for ``rotation_grace`` seconds more (requests in flight), and
 after that presenting it is a replay: the whole family is ended at once, when the
 request is loaded, before any handler runs. A family is never rotated while its current
-id is unconfirmed, so a browser can never be two ids behind.
+id is unconfirmed, and never on the timer within the grace window after it was
+confirmed, so a request sent before the confirmation is at most one id behind. (An
+explicit ``rotate()`` right after a confirmation is not delayed: a privilege change
+wins over a request of the same browser still in flight with an older id.)
 """
 
 from __future__ import annotations
@@ -323,7 +326,14 @@ def plan(
     previous_id = current.previous_id
     confirmed_at = current.confirmed_at
     rotated_elsewhere = winner.id != base.state.id
-    due = timeouts.rotate_every is not None and stamp - winner.rotated_at >= timeouts.rotate_every
+    # A timed rotation waits until the grace window of the last one is over: requests sent
+    # before the current id was first presented have arrived by then, so none of them is
+    # ever two ids behind (which would be a replay).
+    due = (
+        timeouts.rotate_every is not None
+        and stamp - winner.rotated_at >= timeouts.rotate_every
+        and stamp - confirmed_at > timeouts.grace
+    )
     if (intent.explicit_rotation or due) and not rotated_elsewhere and confirmed_at:
         previous_id, confirmed_at = winner.id, 0
         state = state._replace(id=new_session_id(), rotated_at=stamp)

@@ -2,7 +2,9 @@
 
 A store makes no decision; it must load what was saved, write only over the version it
 is told, keep tenants apart by namespace, and forget what has expired. Everything the
-session rules rely on is pinned here, on all three stores (``any_store``).
+session rules rely on is pinned here, on all three stores (``any_store``), and for Redis on
+every topology it is deployed on: one server, a 3-master Cluster and Sentinel, each with
+the application's own redis-py clients for the last two.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ import pytest
 from sessionkit.families import Ended, FamilyRef, Record, new_record
 from sessionkit.session import State, new_session_id
 from sessionkit.stores.base import Store
+
+pytestmark = pytest.mark.parametrize(
+    "any_store", ["memory", "sqlite", "redis", "redis-cluster", "redis-sentinel"], indirect=True
+)
 
 NOW = 1_800_000_000.0
 NS = ("aaaaaaaa",)

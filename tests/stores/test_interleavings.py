@@ -10,12 +10,15 @@ a real Redis server (``any_store``), with a clock the tests move.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from flows import Browser, login, put, read
 
 from sessionkit import SecurityEvent, Session, SessionKit
+from sessionkit.families import FamilyRef, Record, Stored
+from sessionkit.stores import MemoryStore
 from sessionkit.stores.base import Store
 
 MakeKit = Callable[..., SessionKit]
@@ -184,6 +187,103 @@ def test_within_the_grace_window_an_in_flight_old_id_is_fine(
     clock.advance(kit.rotation_grace - 1)
     assert late.request(read("x")).session.user_id == "alice"
     assert reasons(events) == []
+
+
+def test_a_timer_shorter_than_the_grace_never_leaves_an_in_flight_request_two_ids_behind(
+    make_kit: MakeKit, any_store: Store, clock: Any, events: list[SecurityEvent]
+) -> None:
+    """Regression: with ``rotate_every`` no longer than ``rotation_grace``, the timer rotated
+    again right after a tab confirmed the new id, and a request another tab had sent with
+    the id before was judged two ids behind: a replay, the user logged out, a theft event."""
+    kit = make_kit(
+        store=any_store,
+        visitor_cookie=None,
+        on_security_event=events.append,
+        rotate_every=1,
+        rotation_grace=2,
+    )
+    browser = logged_in(kit)
+    first_id = browser.request(lambda s: s.id).result
+    clock.advance(1)
+    sent_before = browser.copy()  # a tab's request on its way with the login id
+    browser.request(read("x"))  # the timer rotates
+    browser.request(read("x"))  # the new id is presented: confirmed
+    clock.advance(1)  # the timer is due again, within the grace window
+    browser.request(read("x"))
+    assert sent_before.request(lambda s: s.user_id).result == "alice"
+    assert reasons(events) == []
+    clock.advance(kit.rotation_grace + 1)
+    last_id = browser.request(lambda s: s.id).result
+    browser.request(read("x"))
+    assert browser.request(lambda s: s.id).result not in (first_id, last_id), "the timer rotates"
+    assert browser.user() == "alice"
+    assert reasons(events) == []
+
+
+@pytest.mark.xfail(
+    reason="plan() skips an explicit rotate() while the current id is unconfirmed", strict=True
+)
+def test_a_privilege_change_right_after_a_lost_rotation_gets_a_new_id(
+    kit: SessionKit, clock: Any
+) -> None:
+    """Not fixed yet: after a timed rotation whose response was lost, the browser presents
+    the previous id; a ``rotate()`` for a privilege change in that request does not
+    rotate. The elevated session keeps the id minted before the change (the one in the lost
+    response, which whoever intercepted it holds), and the id the browser presented keeps
+    working until the browser presents the new one."""
+    browser = logged_in(kit)
+    before = browser.request(lambda s: s.id).result
+    clock.advance(kit.rotate_every)
+    lost = browser.start().run(read("x")).lose()  # timed rotation, new id never delivered
+    minted = lost.session.id
+    assert minted != before
+    browser.request(lambda s: (s.rotate(), s.update(role="admin")))
+    after = browser.request(lambda s: s.id).result
+    assert after not in (before, minted)
+
+
+class Contended(MemoryStore):
+    """A MemoryStore where, ``rivals`` times, another request writes the family just
+    between a request's load and its conditional save (as a busy browser's tabs do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rivals = 0
+
+    def save(
+        self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
+    ) -> bool:
+        current = super().load(ref, now)
+        if self.rivals and isinstance(current, Record) and expected == current.version:
+            self.rivals -= 1
+            rival = replace(current, version=current.version + 1)
+            assert super().save(ref, current.version, rival, until, now)
+        return super().save(ref, expected, stored, until, now)
+
+
+@pytest.mark.parametrize("rivals", [3, 12])
+def test_a_write_that_loses_many_races_in_a_row_still_lands(make_kit: MakeKit, rivals: int) -> None:
+    """Regression: a write retried only 4 times, so a request whose save lost 4 races in a
+    row (other tabs' writes) got a 503: about one in 40,000 requests of three tabs."""
+    store = Contended()
+    kit = make_kit(store=store, visitor_cookie=None)
+    browser = logged_in(kit)
+    store.rivals = rivals
+    flight = browser.request(put(note="kept"))
+    assert flight.status == 200
+    assert store.rivals == 0
+    assert browser.request(read("note")).result == "kept"
+
+
+def test_a_write_that_never_stops_losing_gives_up_with_a_503(make_kit: MakeKit) -> None:
+    store = Contended()
+    kit = make_kit(store=store, visitor_cookie=None)
+    browser = logged_in(kit)
+    store.rivals = 10_000
+    assert browser.request(put(note="lost")).status == 503
+    store.rivals = 0
+    assert browser.request(read("note")).result is None, "nothing was overwritten"
+    assert browser.user() == "alice"
 
 
 # ------------------------------------------------------------ data never rolls back

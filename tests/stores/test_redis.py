@@ -438,6 +438,7 @@ def test_bad_url_is_a_configuration_error(url: str) -> None:
         ({"max_connections": 0}, "max_connections"),
         ({"replicas": -1}, "replicas"),
         ({"replica_timeout": 0}, "replica_timeout"),
+        ({"replica_timeout": 1.0, "socket_timeout": 1.0}, "shorter than socket_timeout"),
     ],
 )
 def test_bad_settings_are_configuration_errors(kwargs: dict[str, Any], fix: str) -> None:

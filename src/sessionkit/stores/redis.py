@@ -242,7 +242,9 @@ class RedisStore:
     write and wait for a free pooled connection: when the server does not answer, a
     call raises :class:`StoreUnavailable` within about that time, and once it is back
     the next call works. ``replicas``: how many replicas must acknowledge a revocation
-    (None: one when the server has any), waited for at most ``replica_timeout``.
+    (None: one when the server has any), waited for at most ``replica_timeout``, which
+    must be shorter than the client's socket timeout (``socket_timeout`` here, or the one
+    your own client was given).
     Passwords never appear in messages or ``repr``.
     """
 
@@ -274,6 +276,13 @@ class RedisStore:
             raise ConfigurationError(
                 f"RedisStore replica_timeout must be positive seconds, not {replica_timeout!r}"
             )
+        if url is not None and replica_timeout >= socket_timeout:
+            raise ConfigurationError(
+                f"RedisStore replica_timeout ({replica_timeout}s) must be shorter than "
+                f"socket_timeout ({socket_timeout}s): the WAIT for replicas is read within "
+                "socket_timeout, so a longer wait fails as an outage. Lower replica_timeout "
+                "or raise socket_timeout"
+            )
         if (url is None) == (client is None and async_client is None):
             raise ConfigurationError(
                 "RedisStore needs either url= or your own client= / async_client=, not both"
@@ -292,6 +301,7 @@ class RedisStore:
         self._known_replicas: tuple[float, int] = (-math.inf, 0)
         self._policy_checked = False
         self._async_given = async_client
+        self._given_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         if url is not None:
             try:
                 pool = redis_py.BlockingConnectionPool.from_url(
@@ -313,7 +323,7 @@ class RedisStore:
                 ) from None
         self._client = client
         self._scripts = None if client is None else _Scripts.on(client)
-        self._cluster = client is not None and _is_cluster(client)
+        self._cluster = _is_cluster(client) or _is_cluster(async_client)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where!r}, prefix={self._prefix!r})"
@@ -518,7 +528,29 @@ class RedisStore:
         return self._scripts
 
     def _async_missing(self) -> bool:
-        return self._url is None and self._async_given is None
+        """True when this event loop has no asyncio client: the blocking forms run in a thread.
+
+        An ``async_client=`` belongs to the first event loop that uses it (redis-py's asyncio
+        connections cannot move between loops); other loops use ``client=`` in a thread.
+        """
+        if self._url is not None:
+            return False
+        if self._async_given is None:
+            return True
+        loop = asyncio.get_running_loop()
+        with self._loops_lock:
+            if self._given_loop is None:
+                self._given_loop = weakref.ref(loop)
+            owner = self._given_loop()
+        if owner is loop:
+            return False
+        if self._client is not None:
+            return True
+        raise ConfigurationError(
+            "this RedisStore's async_client= belongs to the event loop that first used it, "
+            "and another event loop is using the store now: pass client= too (other loops "
+            "then use it in a thread), or give each event loop its own RedisStore"
+        )
 
     def _hide(self, exc: BaseException) -> str:
         text = str(exc)
@@ -537,6 +569,11 @@ class RedisStore:
             raise StoreUnavailable(f"Redis store at {self._where}: {self._hide(exc)}") from None
 
     async def _loop_client(self) -> _LoopClient:
+        if self._cluster and self._async_given is not None:
+            # An asyncio cluster client must learn the slot map (under its own lock) before
+            # commands are sent side by side: redis-py's first commands race otherwise, and
+            # an AttributeError escapes from its connections. Once done this returns at once.
+            await self._acall(self._async_given.initialize)
         loop = asyncio.get_running_loop()
         with self._loops_lock:
             entry = self._loops.get(loop)
@@ -584,9 +621,10 @@ class RedisStore:
 
 
 def _is_cluster(client: Any) -> bool:
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
     from redis.cluster import RedisCluster
 
-    return isinstance(client, RedisCluster)
+    return isinstance(client, (RedisCluster, AsyncRedisCluster))
 
 
 def _records(flat: Sequence[bytes] | None) -> list[tuple[str, Record]]:
