@@ -377,7 +377,9 @@ class RedisSentinel:
         directory: Path,
         *,
         replicas: int = 1,
-        down_after_ms: int = 1000,
+        # Long enough that a busy test machine, slow to answer a PING, never makes the
+        # sentinels fail over on their own in the middle of a test.
+        down_after_ms: int = 2500,
         failover_timeout_ms: int = 3000,
     ) -> None:
         self.down_after_ms = down_after_ms
