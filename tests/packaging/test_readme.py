@@ -282,3 +282,11 @@ def test_the_django_settings_serve_a_django_project(tmp_path: Path) -> None:
     assert json.loads(seen["again"]["body"]) == {"visits": 2}
     assert seen["blocked"]["status"] == 303
     assert "sessionkit-cookie-check=1" in seen["blocked"]["location"]
+
+
+def test_every_link_of_the_readme_is_absolute() -> None:
+    """The README is the package index's page too, where a relative link leads nowhere."""
+    text = README.read_text()
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert links
+    assert [link for link in links if not link.startswith(("https://", "#"))] == []
