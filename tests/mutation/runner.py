@@ -163,8 +163,8 @@ _BODIED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 def _skipped(tree: ast.Module) -> set[ast.AST]:
-    """Nodes never mutated: annotations, docstrings, ``__all__``/``__slots__``, messages of
-    raised exceptions, f-string parts and ``if TYPE_CHECKING:`` blocks."""
+    """Nodes never mutated: annotations, docstrings, messages of raised exceptions and the
+    declarations of :func:`_declaration`."""
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     roots: list[ast.AST] = []
     for node in ast.walk(tree):
@@ -187,9 +187,12 @@ def _skipped(tree: ast.Module) -> set[ast.AST]:
 
 
 def _declaration(node: ast.AST) -> bool:
-    """An f-string, an ``__all__``/``__slots__`` list or an ``if TYPE_CHECKING:`` block."""
+    """An f-string, a ``Literal[...]`` type, an ``__all__``/``__slots__`` list or an
+    ``if TYPE_CHECKING:`` block."""
     if isinstance(node, ast.JoinedStr):
         return True
+    if isinstance(node, ast.Subscript):
+        return ast.unparse(node.value) in ("Literal", "typing.Literal")
     if isinstance(node, ast.Assign):
         return any(
             isinstance(t, ast.Name) and t.id in ("__all__", "__slots__") for t in node.targets
@@ -312,11 +315,10 @@ def _replace(old: ast.AST, new: ast.AST, parents: dict[ast.AST, ast.AST]) -> ast
 
 
 def _shown(node: ast.AST, kind: str, parents: dict[ast.AST, ast.AST]) -> ast.AST:
-    """The node whose text names a mutation: the expression around a constant."""
-    if kind == "constant":
-        parent = parents.get(node)
-        if isinstance(parent, ast.expr):
-            return parent
+    """The node whose text names a mutation: the expression or setting around a constant."""
+    parent = parents.get(node)
+    if kind == "constant" and isinstance(parent, (ast.expr, ast.keyword, ast.AnnAssign)):
+        return parent
     return node
 
 
@@ -326,8 +328,7 @@ def mutants_of(tree: ast.Module, target: str) -> list[Mutant]:
     names = _qualnames(tree)
     nodes = list(ast.walk(tree))
     parents = {child: node for node in nodes for child in ast.iter_child_nodes(node)}
-    found: list[Mutant] = []
-    seen: dict[str, int] = {}
+    sites: list[tuple[int, int, int, int, str, str, int]] = []
     for index, node in enumerate(nodes):
         if node in skipped or not hasattr(node, "lineno"):
             continue
@@ -346,11 +347,14 @@ def mutants_of(tree: ast.Module, target: str) -> list[Mutant]:
                 shown_after = after_node if shown is node else twin
                 label = f"`{_short(shown)}` -> `{_short(shown_after)}`"
             base = f"{target}: {names.get(node, '<module>')}: {kind} {label}"
-            seen[base] = seen.get(base, 0) + 1
-            key = base if seen[base] == 1 else f"{base} #{seen[base]}"
             end_line = getattr(node, "end_lineno", None) or node.lineno
-            found.append(Mutant(key, index, kind, node.lineno, end_line, choice))
-    found.sort(key=lambda m: (m.line, m.index, m.choice))
+            sites.append((node.lineno, node.col_offset, index, choice, kind, base, end_line))
+    found: list[Mutant] = []
+    seen: dict[str, int] = {}
+    for line, _, index, choice, kind, base, end_line in sorted(sites):
+        seen[base] = seen.get(base, 0) + 1
+        key = base if seen[base] == 1 else f"{base} #{seen[base]}"
+        found.append(Mutant(key, index, kind, line, end_line, choice))
     return found
 
 
