@@ -3,6 +3,9 @@ from __future__ import annotations
 import base64
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -269,10 +272,6 @@ def test_bytes_round_trip_through_their_spelling(raw: bytes) -> None:
 
 def test_a_token_built_from_the_documented_format_opens() -> None:
     """docs/token-format.md, independently: HKDF-SHA256 of the purpose key per hour."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
     kid = RING.key_ids[0]
     hour = int(NOW) // 3600
     info = b"sessionkit/v1/epoch/" + hour.to_bytes(4, "big")

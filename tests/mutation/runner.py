@@ -513,11 +513,13 @@ def mutate(
     match: str | None = None,
     again: bool = False,
     timeout: float | None = None,
+    remember: bool = True,
 ) -> bool:
     """Run every mutant of one target, print the score and survivors; True when it passes.
 
-    With ``again``, verdicts "killed" of the last run are kept when neither the module nor
-    its test files changed since, except for tests added: only the other mutants run.
+    Verdicts are remembered (``remember``) in :data:`CACHE`. With ``again``, the kills of
+    the last run are kept when the module is unchanged and only the other mutants run:
+    right after tests were added, not after tests were changed or removed.
     """
     source = target.path.read_text()
     tree = ast.parse(source, str(target.path))
@@ -561,7 +563,7 @@ def mutate(
             print(f"\r  {target.name}: {number}/{len(mutants)}", end="", file=sys.stderr)
     if tty:
         print("\r", end="", file=sys.stderr)
-    if match is None:
+    if match is None and remember:
         CACHE.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps({**state, "results": results}, indent=1, sort_keys=True))
     return report(target, mutants, results, equivalent, time.monotonic() - started, match)
@@ -683,6 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             match=args.match,
             again=args.again,
             timeout=args.timeout,
+            remember=args.module_file is None,
         )
         for target in targets
     ]
