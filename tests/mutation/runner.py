@@ -109,17 +109,23 @@ class Target:
     path: Path
     tests: tuple[Path, ...]
     threshold: float
+    pytest_args: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class Mutant:
-    """One change to one node: ``index`` is the node's position in ``ast.walk`` order."""
+    """One change to one node: ``index`` is the node's position in ``ast.walk`` order.
+
+    ``reached`` are the lines of which one runs whenever the node is evaluated: the whole
+    enclosing simple statement, or the header of the enclosing compound one (a line
+    event is not reported for every line of a multi-line expression).
+    """
 
     key: str
     index: int
     kind: str
     line: int
-    end_line: int
+    reached: range
     choice: int = 0
 
 
@@ -322,13 +328,30 @@ def _shown(node: ast.AST, kind: str, parents: dict[ast.AST, ast.AST]) -> ast.AST
     return node
 
 
+def _reached(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> range:
+    """The lines of which one runs whenever ``node`` is evaluated (see :class:`Mutant`)."""
+    statement = node
+    while not isinstance(statement, ast.stmt):
+        statement = parents[statement]
+    start = statement.lineno
+    end = statement.end_lineno or start
+    body = getattr(statement, "body", None)
+    if statement is not node and isinstance(body, list) and body:
+        decorators = getattr(statement, "decorator_list", [])
+        start = min([start, *(d.lineno for d in decorators)])
+        end = body[0].lineno - 1
+        if isinstance(statement, ast.If) and node in ast.walk(statement.test):
+            end = max(end, statement.test.end_lineno or start)
+    return range(start, end + 1)
+
+
 def mutants_of(tree: ast.Module, target: str) -> list[Mutant]:
     """Every mutant of a module, in source order, each with a key stable across edits."""
     skipped = _skipped(tree)
     names = _qualnames(tree)
     nodes = list(ast.walk(tree))
     parents = {child: node for node in nodes for child in ast.iter_child_nodes(node)}
-    sites: list[tuple[int, int, int, int, str, str, int]] = []
+    sites: list[tuple[int, int, int, int, str, str, range]] = []
     for index, node in enumerate(nodes):
         if node in skipped or not hasattr(node, "lineno"):
             continue
@@ -347,14 +370,14 @@ def mutants_of(tree: ast.Module, target: str) -> list[Mutant]:
                 shown_after = after_node if shown is node else twin
                 label = f"`{_short(shown)}` -> `{_short(shown_after)}`"
             base = f"{target}: {names.get(node, '<module>')}: {kind} {label}"
-            end_line = getattr(node, "end_lineno", None) or node.lineno
-            sites.append((node.lineno, node.col_offset, index, choice, kind, base, end_line))
+            reached = _reached(node, parents)
+            sites.append((node.lineno, node.col_offset, index, choice, kind, base, reached))
     found: list[Mutant] = []
     seen: dict[str, int] = {}
-    for line, _, index, choice, kind, base, end_line in sorted(sites):
+    for line, _, index, choice, kind, base, reached in sorted(sites, key=lambda s: s[:4]):
         seen[base] = seen.get(base, 0) + 1
         key = base if seen[base] == 1 else f"{base} #{seen[base]}"
-        found.append(Mutant(key, index, kind, line, end_line, choice))
+        found.append(Mutant(key, index, kind, line, reached, choice))
     return found
 
 
@@ -434,7 +457,7 @@ def _child(
     settings.register_profile("mutation", database=None, derandomize=True, deadline=None)
     settings.load_profile("mutation")
     args = [str(path) for path in target.tests]
-    args += ["-x", "-q", "-p", "no:cacheprovider"]
+    args += ["-x", "-q", "-p", "no:cacheprovider", *target.pytest_args]
     # hypothesis is imported before pytest starts (preloaded), so its plugin is not rewritten
     args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     status = int(pytest.main(args))
@@ -554,7 +577,7 @@ def mutate(
     for number, mutant in enumerate(mutants, 1):
         if mutant.key in results:
             continue
-        if not covered.intersection(range(mutant.line, mutant.end_line + 1)):
+        if not covered.intersection(mutant.reached):
             results[mutant.key] = UNREACHED
             continue
         code = mutated_code(tree, mutant, str(target.path))
@@ -646,6 +669,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--module-name", help="import name of --module-file")
     parser.add_argument("--tests", nargs="+", type=Path, default=[], help="test files")
     parser.add_argument("--threshold", type=float, default=100.0)
+    parser.add_argument(
+        "--pytest-arg", action="append", default=[], help="one more pytest argument (repeatable)"
+    )
     args = parser.parse_args(argv)
     if args.module_file is not None:
         if not args.module_name or not args.tests:
@@ -657,6 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 path=args.module_file.resolve(),
                 tests=tuple(path.resolve() for path in args.tests),
                 threshold=args.threshold,
+                pytest_args=tuple(args.pytest_arg),
             )
         ]
     else:

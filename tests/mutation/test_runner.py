@@ -31,6 +31,8 @@ def test_runner_kills_known_mutants_and_reports_known_survivors(tmp_path: Path) 
             str(equivalent),
             "--timeout",
             "3",
+            # the sample needs none of the suite's fixtures
+            "--pytest-arg=--noconftest",
         ],
         capture_output=True,
         text=True,
