@@ -323,9 +323,11 @@ def _replace(old: ast.AST, new: ast.AST, parents: dict[ast.AST, ast.AST]) -> ast
 def _shown(node: ast.AST, kind: str, parents: dict[ast.AST, ast.AST]) -> ast.AST:
     """The node whose text names a mutation: the expression or setting around a constant."""
     parent = parents.get(node)
-    if kind == "constant" and isinstance(parent, (ast.expr, ast.keyword, ast.AnnAssign)):
-        return parent
-    return node
+    if kind != "constant" or not isinstance(parent, (ast.expr, ast.keyword, ast.AnnAssign)):
+        return node
+    if isinstance(parent, (ast.Set, ast.List, ast.Tuple, ast.Dict)) and len(_short(parent)) > 69:
+        return node  # one element of a long literal: the element itself says more
+    return parent
 
 
 def _reached(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> range:
