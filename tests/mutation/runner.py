@@ -44,6 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EQUIVALENT_FILE = ROOT / "tests" / "mutation" / "equivalent.txt"
+HANDMADE_FILE = ROOT / "tests" / "mutation" / "handmade.py"
 #: Verdicts of the last run of each module, for ``--again``.
 CACHE = ROOT / ".cache" / "mutation"
 
@@ -127,6 +128,8 @@ class Mutant:
     line: int
     reached: range
     choice: int = 0
+    #: For a hand-made mutant: the source text it replaces, and the replacement.
+    edit: tuple[str, str] | None = None
 
 
 def core_target(name: str) -> Target:
@@ -383,9 +386,34 @@ def mutants_of(tree: ast.Module, target: str) -> list[Mutant]:
     return found
 
 
+def handmade_of(source: str, target: str, entries: Sequence[tuple[str, ...]]) -> list[Mutant]:
+    """The hand-made mutants of one module (see ``tests/mutation/handmade.py``).
+
+    Each replaces one exact piece of the source text, which must occur exactly once.
+    """
+    found = []
+    for module, what, old, new in entries:
+        if module != target:
+            continue
+        if source.count(old) != 1:
+            raise SystemExit(
+                f"hand-made mutant of {module} ({what}): the text to replace occurs "
+                f"{source.count(old)} times, not once; update tests/mutation/handmade.py"
+            )
+        line = source[: source.index(old)].count("\n") + 1
+        reached = range(line, line + old.count("\n") + 1)
+        found.append(
+            Mutant(f"{module}: hand-made: {what}", -1, "handmade", line, reached, 0, (old, new))
+        )
+    return found
+
+
 def mutated_code(tree: ast.Module, mutant: Mutant | None, filename: str) -> types.CodeType:
     """Compile the module with one mutant applied (``None``: unchanged)."""
-    if mutant is not None:
+    if mutant is not None and mutant.edit is not None:
+        source = Path(filename).read_text()
+        tree = ast.parse(source.replace(*mutant.edit), filename)
+    elif mutant is not None:
         tree = copy.deepcopy(tree)
         nodes = list(ast.walk(tree))
         parents = {child: node for node in nodes for child in ast.iter_child_nodes(node)}
@@ -530,9 +558,24 @@ def read_equivalent(path: Path) -> dict[str, str]:
     return listed
 
 
+def read_handmade(path: Path) -> list[tuple[str, ...]]:
+    """The ``HANDMADE`` list of a hand-made mutants file: (module, what, old, new) each."""
+    if not path.exists():
+        return []
+    namespace: dict[str, object] = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    entries = namespace.get("HANDMADE")
+    if not isinstance(entries, list) or not all(
+        isinstance(e, tuple) and len(e) == 4 and all(isinstance(p, str) for p in e) for e in entries
+    ):
+        raise SystemExit(f"{path}: HANDMADE must be a list of (module, what, old, new) strings")
+    return entries
+
+
 def mutate(
     target: Target,
     equivalent: dict[str, str],
+    handmade: Sequence[tuple[str, ...]] = (),
     *,
     memory_mb: int,
     match: str | None = None,
@@ -548,7 +591,7 @@ def mutate(
     """
     source = target.path.read_text()
     tree = ast.parse(source, str(target.path))
-    mutants = mutants_of(tree, target.name)
+    mutants = mutants_of(tree, target.name) + handmade_of(source, target.name, handmade)
     if match is not None:
         mutants = [m for m in mutants if match in m.key]
     with tempfile.TemporaryDirectory() as scratch:
@@ -665,6 +708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--timeout", type=float, help="seconds per mutant (default: 10 x the clean run, >= 10)"
     )
     parser.add_argument("--equivalent", type=Path, default=EQUIVALENT_FILE)
+    parser.add_argument("--handmade", type=Path, default=HANDMADE_FILE)
     parser.add_argument(
         "--module-file", type=Path, help="mutate this file instead (with --module-name, --tests)"
     )
@@ -695,10 +739,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets = [core_target(name) for name in args.modules or CORE]
     if args.list:
         for target in targets:
-            for m in mutants_of(ast.parse(target.path.read_text()), target.name):
+            source = target.path.read_text()
+            handmade = handmade_of(source, target.name, read_handmade(args.handmade))
+            for m in mutants_of(ast.parse(source), target.name) + handmade:
                 print(f"line {m.line}: {m.key}")
         return 0
     equivalent = read_equivalent(args.equivalent)
+    handmade = read_handmade(args.handmade)
     os.chdir(ROOT)
     os.nice(10)
     for name in PRELOAD:
@@ -710,6 +757,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mutate(
             target,
             equivalent,
+            handmade,
             memory_mb=args.memory_mb,
             match=args.match,
             again=args.again,
