@@ -2,7 +2,9 @@
 
 A mutant is the module's syntax tree with one small change: a comparison moved across its
 boundary, an operator or a constant changed, a guard, a call or a raise deleted, a keyword
-argument dropped, a condition negated, a returned value replaced by ``None``. Each mutant
+argument dropped, a condition negated, a returned value replaced by ``None``; and the
+hand-made mutants of ``tests/mutation/handmade.py`` (one exact piece of text replaced),
+for the changes a reviewer worries about that no operator above makes. Each mutant
 is compiled from the changed tree (so line numbers stay those of the real file) and
 served to the import system in place of the real module while the module's own test
 files run under pytest. A test failure, an error, a crash, a timeout or exceeding the
