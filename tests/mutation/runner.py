@@ -413,7 +413,8 @@ def handmade_of(source: str, target: str, entries: Sequence[tuple[str, ...]]) ->
                 f"{source.count(old)} times, not once; update tests/mutation/handmade.py"
             )
         line = source[: source.index(old)].count("\n") + 1
-        reached = range(line, line + old.count("\n") + 1)
+        # always run: a line of a multi-line literal is never reported as executed
+        reached = range(1, source.count("\n") + 2)
         found.append(
             Mutant(f"{module}: hand-made: {what}", -1, "handmade", line, reached, 0, (old, new))
         )
