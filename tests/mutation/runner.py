@@ -699,11 +699,12 @@ Equivalent mutants are listed, each with its reason, in tests/mutation/equivalen
 Docstrings, annotations, f-strings and the messages of raised exceptions are not mutated.
 
 How long it takes: one pytest run of the module's tests per mutant, on one core at
-nice 10. Measured on a busy 2-core machine: seal 2 min, cookies 2, keys 4, visitor 1,
-gate 2, privacy 4.5, session 5, kit 4; about 25 minutes for all eight (more while tests
-are missing: a survivor runs every test file). After adding tests, --again re-runs only
-the last run's survivors. The run is not part of CI; tests/mutation/test_runner.py (in
-CI) checks the runner itself on a sample module.
+nice 10. Measured on a shared 2-core machine, quiet to busy: seal 2 min, cookies 1 to 2,
+keys 2 to 4, visitor 0.5, gate 1.5 to 2, privacy 2.5 to 4.5, session 4 to 5, kit 3.5 to
+4; 17 to 25 minutes for all eight (more while tests are missing: a survivor runs every
+test file to the end). After adding tests, --again re-runs only the last run's
+survivors. The run is not part of CI; tests/mutation/test_runner.py (in CI) checks the
+runner itself on a sample module.
 """
 
 
