@@ -402,3 +402,10 @@ def test_the_guard_remembers_its_verdict_on_4096_keys_and_no_more() -> None:
     assert len(guard._known) == 4096
     assert guard.key_is_sensitive("password")
     assert len(guard._known) == 4096
+
+
+def test_opting_out_again_keeps_the_opt_out_cookie(make_kit: MakeKit) -> None:
+    ex = make_kit().open("__Host-opt-out=1")
+    ex.opt_out()
+    assert ex.visitor is None
+    assert "__Host-opt-out" not in set_cookies(ex.response_headers([]))

@@ -195,3 +195,20 @@ def test_the_memo_holds_4096_verified_values_then_starts_over() -> None:
     assert len(codec._verified) == 4096 == VERIFIED_CACHE_SIZE
     codec.verify(codec.sign(codec.mint(), NAME), NAME)
     assert len(codec._verified) == 1
+
+
+def test_two_visitor_cookies_are_a_duplicate_event_and_neither_is_believed(
+    make_kit: MakeKit,
+) -> None:
+    events: list[SecurityEvent] = []
+    kit = make_kit(on_security_event=events.append)
+    first, second = (kit.visitors.sign(kit.visitors.mint(), NAME) for _ in range(2))
+    ex = kit.open(f"{NAME}={first}; {NAME}={second}")
+    visitor = ex.visitor
+    assert visitor is not None
+    assert visitor not in (
+        kit.visitors.verify(first, NAME)[0],
+        kit.visitors.verify(second, NAME)[0],
+    )
+    assert events == [SecurityEvent("duplicate", NAME, None)]
+    assert visitor_cookie(ex.response_headers([])) is not None

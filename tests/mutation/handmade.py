@@ -3,6 +3,13 @@
 ``scripts/mutation`` runs these beside the generated mutants of the same module and counts
 them in its score. Each ``old`` text must occur exactly once in the module, so a change to
 the code that moves it fails the run until this list is updated.
+
+The ``exchange`` entries are outside the eight modules ``scripts/mutation`` runs by
+default; run them with::
+
+    ./scripts/mutation --module-file src/sessionkit/exchange.py \
+        --module-name sessionkit.exchange --match hand-made --tests tests/core/test_kit.py \
+        tests/core/test_visitor.py tests/core/test_privacy.py tests/core/test_kit_mutants.py
 """
 
 HANDMADE = [
@@ -101,5 +108,23 @@ HANDMADE = [
         "an authentic payload of the wrong shape opens",
         "        or (data is not None and type(data) is not dict)\n",
         "",
+    ),
+    (
+        "exchange",
+        "two visitor cookies accepted without a duplicate event",
+        "                kit.report(DUPLICATE, vspec.name, self.request)\n",
+        "                pass\n",
+    ),
+    (
+        "exchange",
+        "opt_out() deletes an existing opt-out cookie",
+        "        self._opt_out_delete = False\n",
+        "        self._opt_out_delete = self._opt_out_seen\n",
+    ),
+    (
+        "exchange",
+        "the app's Cache-Control kept beside no-store when a cookie is set",
+        "return HeaderChanges(add, bool(cookies) and bool(cache_control))",
+        "return HeaderChanges(add, False)",
     ),
 ]
