@@ -172,8 +172,8 @@ def is_same_origin_path(target: str) -> bool:
 
 
 def _normalise(path: str) -> str:
-    collapsed = posixpath.normpath("/" + path.lstrip("/"))
-    return collapsed if collapsed.endswith("/") or not path.endswith("/") else collapsed + "/"
+    # A trailing slash never changes what is protected (prefixes are kept without one).
+    return posixpath.normpath("/" + path.lstrip("/"))
 
 
 def safe_location(path: str, query: str) -> str:
@@ -238,10 +238,10 @@ class Gate:
         """Whether ``path`` (or its normalised form: no ``.``, ``..`` or ``//``) is protected."""
         for candidate in (path, _normalise(path)):
             for prefix in self._prefixes:
-                if (
-                    prefix == ""
-                    or candidate == prefix
-                    or (candidate.startswith(prefix) and candidate[len(prefix)] == "/")
+                # The root prefix is "": it protects every path, as each normalised
+                # candidate starts with "/".
+                if candidate == prefix or (
+                    candidate.startswith(prefix) and candidate[len(prefix)] == "/"
                 ):
                     return True
         return False

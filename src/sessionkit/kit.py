@@ -285,8 +285,7 @@ class SessionKit:
         #: The key id of the key that seals.
         self.primary_kid = self.keys.key_ids[0]
         if store_namespace is not None and (
-            not isinstance(store_namespace, str)
-            or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", store_namespace)
+            not isinstance(store_namespace, str) or not _NAMESPACE.fullmatch(store_namespace)
         ):
             raise ConfigurationError(
                 f"store_namespace={store_namespace!r} must be 1 to 64 letters, digits, '_', "

@@ -256,7 +256,6 @@ class Session(dict[str, Any]):
         "_loaded",
         "_now",
         "_opener",
-        "_persisted",
         "_reads_count",
         "_state",
         "_timeouts",
@@ -270,8 +269,6 @@ class Session(dict[str, Any]):
     _state: State
     #: The state the request arrived with (None for a session that had no cookie).
     _loaded: State | None
-    #: Whether the data of this request came back from a cookie or a store record.
-    _persisted: bool
 
     def __init__(
         self,
@@ -294,7 +291,6 @@ class Session(dict[str, Any]):
         self._timeouts = timeouts
         self._opener: Opener | None = None
         self._loaded = None
-        self._persisted = False
         self._reads_count = True
         #: Whether the app used the session (read or wrote it).
         self.accessed = False
@@ -324,7 +320,6 @@ class Session(dict[str, Any]):
         """Set the state and data the request arrived with (called by the exchange)."""
         self._opener = None
         self._state = self._loaded = state
-        self._persisted = True
         self._is_new = False
         dict.clear(self)
         if data:
@@ -334,7 +329,6 @@ class Session(dict[str, Any]):
         """Start over as a brand-new empty session (the cookie was refused)."""
         self._state = State.fresh(self._now)
         self._loaded = None
-        self._persisted = False
         self._is_new = True
         dict.clear(self)
 

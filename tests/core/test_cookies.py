@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -7,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessionkit import ConfigurationError
-from sessionkit.cookies import CookieSpec, pick_cookies
+from sessionkit.cookies import MAX_COOKIE_BYTES, CookieSpec, pick_cookies
 
 NAMES = frozenset({"__Host-session", "__Host-visitor"})
 # Every character Python calls whitespace except the two a Cookie header may pad with.
@@ -27,6 +28,8 @@ def test_picks_only_wanted_names_and_keeps_every_copy() -> None:
         "__Host-Session=x",
         "__Host-sessionx=x",
         "x__Host-session=x",
+        "X__Host-session=x",
+        "__Host-sessionX=x",
         "__Host-session",
         "",
     ],
@@ -141,7 +144,9 @@ def test_partitioned_adds_the_chips_attribute() -> None:
 
 
 def test_same_site_is_case_insensitive() -> None:
-    assert CookieSpec("s", same_site="STRICT").set("v", 1).endswith("SameSite=Strict")  # type: ignore[arg-type]
+    spec = CookieSpec("s", same_site="STRICT")  # type: ignore[arg-type]
+    assert spec.set("v", 1).endswith("SameSite=Strict")
+    assert spec.same_site == "strict"
 
 
 def test_size_counts_name_and_value() -> None:
@@ -175,3 +180,34 @@ _NAMES = frozenset({"__Host-session", "session", "__Host-visitor", "v"})
 )
 def test_picking_reads_the_header_as_splitting_it_would(header: str) -> None:
     assert pick_cookies(header, _NAMES) == _split_reference(header, _NAMES)
+
+
+def test_no_cookie_header_finds_nothing() -> None:
+    assert pick_cookies(None, NAMES) == {}
+    assert pick_cookies("", NAMES) == {}
+
+
+def test_letters_around_a_value_are_kept() -> None:
+    assert pick_cookies("__Host-session=XxX", NAMES) == {"__Host-session": ["XxX"]}
+
+
+def test_a_checked_spec_cannot_be_changed_afterwards() -> None:
+    """The prefix checks ran at construction: no later edit can make the cookie unsafe."""
+    spec = CookieSpec("__Host-session")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.secure = False  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.domain = "example.com"  # type: ignore[misc]
+    assert "Secure" in spec.set("v", 1)
+
+
+def test_repr_shows_the_settings_not_the_header_text() -> None:
+    assert repr(CookieSpec("sid", secure=False)) == (
+        "CookieSpec(name='sid', path='/', domain=None, secure=False, http_only=True,"
+        " same_site='lax', partitioned=False)"
+    )
+
+
+def test_the_size_limit_is_the_one_browsers_apply() -> None:
+    """RFC 6265bis: a browser drops a cookie whose name and value exceed 4096 bytes."""
+    assert MAX_COOKIE_BYTES == 4096

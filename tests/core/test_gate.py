@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessionkit import ConfigurationError, SessionKit
-from sessionkit.gate import CHECK_MARKER, safe_location
+from sessionkit.gate import CHECK_MARKER, EarlyResponse, safe_location, unavailable
 
 MakeKit = Callable[..., SessionKit]
 CHECK = f"{CHECK_MARKER}=1"
@@ -29,7 +30,7 @@ def early(kit: SessionKit, cookie: str | None = None, **request: Any) -> Any:
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/about", "/apple", "/ap", "/static/app", "/APP", "/accounts"]
+    "path", ["/", "/about", "/apple", "/ap", "/static/app", "/APP", "/accounts", "/Xapp"]
 )
 def test_public_paths_pass_untouched(kit: SessionKit, path: str) -> None:
     ex = kit.open(None, path=path, method="POST")
@@ -236,3 +237,88 @@ def assert_same_origin(location: str) -> None:
     assert "\\" not in location, location
     resolved = urlsplit(urljoin("https://site.example/some/page", location))
     assert (resolved.scheme, resolved.netloc) == ("https", "site.example"), location
+
+
+# -- The responses in full ---------------------------------------------------------------
+
+
+def test_the_redirect_in_full(kit: SessionKit) -> None:
+    response = early(kit, path="/app/page", query="a=1")
+    assert response.status_line == "303 See Other"
+    assert response.headers == [
+        ("Location", "/app/page?a=1&sessionkit-cookie-check=1"),
+        ("Cache-Control", "no-store"),
+        ("Content-Length", "0"),
+        (
+            "Set-Cookie",
+            "__Host-cookie-check=1; Max-Age=300; Path=/; Secure; HttpOnly; SameSite=Lax",
+        ),
+    ]
+    assert response.body == b""
+
+
+def test_head_without_cookies_is_redirected_like_get(kit: SessionKit) -> None:
+    response = early(kit, method="HEAD", path="/app")
+    assert response.status == 303
+    assert dict(response.headers)["Location"] == "/app?sessionkit-cookie-check=1"
+
+
+def test_the_json_block_in_full(kit: SessionKit) -> None:
+    response = early(kit, method="POST", path="/app", accept="application/json")
+    assert response.status_line == "403 Forbidden"
+    assert json.loads(response.body) == {
+        "error": "cookies_required",
+        "detail": "This part of the site needs cookies; enable them and retry.",
+        "home": "/",
+    }
+    assert response.headers == [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(response.body))),
+        ("Cache-Control", "no-store"),
+        ("Vary", "Accept, Cookie"),
+        ("Set-Cookie", TEST_COOKIE + "; Max-Age=300; Path=/; Secure; HttpOnly; SameSite=Lax"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "accept", ["text/html;q=0.9", "application/xhtml+xml", "text/*", "image/png, text/*;q=0.1"]
+)
+def test_html_for_every_accept_that_takes_it(kit: SessionKit, accept: str) -> None:
+    response = early(kit, method="POST", path="/app", accept=accept)
+    assert dict(response.headers)["Content-Type"] == "text/html; charset=utf-8"
+
+
+def test_store_down_answers_503_with_a_retry_after_in_html_or_json() -> None:
+    page = unavailable("text/html")
+    assert page.status_line == "503 Service Unavailable"
+    assert page.body.startswith(b"<!doctype html>")
+    assert b"<h1>Temporarily unavailable</h1>" in page.body
+    assert page.headers == [
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Length", str(len(page.body))),
+        ("Cache-Control", "no-store"),
+        ("Vary", "Accept, Cookie"),
+        ("Retry-After", "5"),
+    ]
+    doc = unavailable("application/json")
+    assert doc.status == 503
+    assert json.loads(doc.body) == {
+        "error": "session_store_unavailable",
+        "detail": "Sessions cannot be checked right now; retry in a few seconds.",
+    }
+    assert dict(doc.headers)["Content-Type"] == "application/json"
+    assert dict(doc.headers)["Retry-After"] == "5"
+
+
+def test_an_early_response_cannot_be_changed_on_its_way_out(kit: SessionKit) -> None:
+    response = early(kit, path="/app")
+    assert isinstance(response, EarlyResponse)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        response.status = 200  # type: ignore[misc]
+
+
+def test_a_prefix_ending_in_any_letter_is_kept_whole(make_kit: MakeKit) -> None:
+    kit = make_kit(require_cookies=["/INBOX/"])
+    assert kit.gate.protects("/INBOX")
+    assert kit.gate.protects("/INBOX/a")
+    assert kit.gate.protects("/INBO") is False

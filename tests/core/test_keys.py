@@ -204,3 +204,86 @@ def test_from_env_reads_comma_separated_keys_newest_first() -> None:
     assert kit.keys.key_ids == KeyRing([new, old]).key_ids
     with pytest.raises(ConfigurationError, match="SESSIONKIT_SECRET_KEYS is not set"):
         SessionKit.from_env({})
+
+
+# -- The limits of the pattern checks, exactly -------------------------------------------
+# Each hex key below is fixed: random filler with one planted feature.
+
+#: 16 distinct byte values (the least a key may have), no repeated run.
+SIXTEEN_DISTINCT = "c59e9e4bb747f447d780149b479e14f84bd7c5cfb71480849030309b9084846f"
+#: 15 distinct byte values.
+FIFTEEN_DISTINCT = "804790f84bd7b7d76fc51430cfcf47f4f4904bb7846f9bd7479bf8d74bcf80cf"
+#: A run of 12 hex digits (48 bits) written twice at odd offsets: no 6 whole bytes repeat.
+TWELVE_DIGITS_TWICE = "31227de669e128126a517b206a88c73cf1227de669e1230d18212cace820f025"
+#: 5 bytes (40 bits) written twice: shorter than a pattern.
+FIVE_BYTES_TWICE = "31bc57acf66b14126a517b206a88c73cfa9ec6f757acf66b14212cace820f025"
+#: 7 bytes counting up by 10 twice, the second time through 0xff -> 0x04.
+BYTES_COUNT_TWICE_WRAPPING = "310a141e28323c466a517b206a88c73cfa9ee6f0fa040e1822212cace820f025"
+#: 13 hex digits counting up by one twice, the second time through f -> 0.
+DIGITS_COUNT_TWICE_WRAPPING = "31b0123456789abc6a517b206a88c73cfa9ec6f789abcdef01234cace820f025"
+
+#: 9 base64 characters counting up by one twice, the second time through "+/" to "A".
+SYMBOLS_COUNT_TWICE_WRAPPING = "MbabcdefghiqUXsgaojHPPqexv56789+/ABsrOgg8CXw"
+
+
+def test_sixteen_distinct_byte_values_are_enough_fifteen_are_not() -> None:
+    assert decode_key(SIXTEEN_DISTINCT) == bytes.fromhex(SIXTEEN_DISTINCT)
+    with pytest.raises(ConfigurationError, match="uses only 15 of the 256 byte values"):
+        decode_key(FIFTEEN_DISTINCT)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        TWELVE_DIGITS_TWICE,
+        BYTES_COUNT_TWICE_WRAPPING,
+        DIGITS_COUNT_TWICE_WRAPPING,
+        SYMBOLS_COUNT_TWICE_WRAPPING,
+    ],
+)
+def test_a_48_bit_run_or_count_seen_twice_is_a_pattern(key: str) -> None:
+    """Counting steps are taken modulo the alphabet, so a count through zero still counts."""
+    with pytest.raises(ConfigurationError, match="a run of it repeats, or it counts"):
+        decode_key(key)
+
+
+def test_a_40_bit_run_seen_twice_is_no_pattern() -> None:
+    assert decode_key(FIVE_BYTES_TWICE) == bytes.fromhex(FIVE_BYTES_TWICE)
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        ("0X" + PINNED_HEX, "starts with 0x"),
+        ("-" + base64.b64encode(PINNED_33).decode()[1:-1] + "+", "mixes"),
+        (PINNED_KEY + "A====", "length or padding"),
+    ],
+)
+def test_more_malformed_keys(key: str, says: str) -> None:
+    with pytest.raises(ConfigurationError, match=says):
+        decode_key(key)
+
+
+def test_0x_before_text_that_is_not_hex_is_read_as_base64() -> None:
+    assert len(decode_key("0xZ" + PINNED_HEX)) == 50
+
+
+def test_messages_name_the_fix_in_full() -> None:
+    with pytest.raises(ConfigurationError) as empty:
+        decode_key("")
+    assert str(empty.value) == (
+        "a secret key is empty; generate one with `python -m sessionkit keygen` or "
+        "sessionkit.generate_key()"
+    )
+    with pytest.raises(ConfigurationError) as raw:
+        decode_key(b"key")  # type: ignore[arg-type]
+    assert str(raw.value) == (
+        "a secret key must be text (str), not bytes: if the bytes are a key's text, "
+        ".decode() them; if they are raw random bytes, write them as text with "
+        "base64.urlsafe_b64encode(raw).decode(); or make a new key with "
+        "sessionkit.generate_key()"
+    )
+
+
+def test_a_ring_counts_its_keys() -> None:
+    assert len(KeyRing([generate_key(), generate_key(), generate_key()])) == 3

@@ -52,6 +52,8 @@ def refused_without_showing_it(value: Any, key: str = "note") -> None:
         "password",
         "Password",
         "user_password",
+        "USER_PASSWORD",
+        "OLD_PIN",
         "newPassword",
         "new-password",
         "passwd",
@@ -385,3 +387,25 @@ def test_trusted_proxy_hops_decide_which_address_is_believed(
 def test_trusted_proxy_hops_must_be_a_count(make_kit: MakeKit) -> None:
     with pytest.raises(ConfigurationError, match="number of proxies"):
         make_kit(trusted_proxy_hops=-1)
+
+
+def test_patterns_do_not_refuse_text_just_for_being_non_ascii() -> None:
+    guard = SensitiveDataGuard(patterns=[r"\bIBAN\b"])
+    for text in ("café", "ﬁle", fullwidth("note")):
+        guard.check("note", text)
+
+
+def test_the_guard_remembers_its_verdict_on_4096_keys_and_no_more() -> None:
+    guard = SensitiveDataGuard()
+    for number in range(4100):
+        assert not guard.key_is_sensitive(f"item{number}")
+    assert len(guard._known) == 4096
+    assert guard.key_is_sensitive("password")
+    assert len(guard._known) == 4096
+
+
+def test_opting_out_again_keeps_the_opt_out_cookie(make_kit: MakeKit) -> None:
+    ex = make_kit().open("__Host-opt-out=1")
+    ex.opt_out()
+    assert ex.visitor is None
+    assert "__Host-opt-out" not in set_cookies(ex.response_headers([]))

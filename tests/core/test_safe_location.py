@@ -71,3 +71,8 @@ def test_paths_made_of_the_dangerous_characters(path: str) -> None:
     assert "?" not in location
     assert "#" not in location
     assert path_seen_by_the_server(location) == ("/" + path.lstrip("/")).encode()
+
+
+def test_lone_surrogates_in_the_query_are_encoded_not_raised() -> None:
+    """An ASGI server may decode bytes with "surrogateescape": such a query still encodes."""
+    assert safe_location("/app", "q=\udcff") == "/app?q=%ED%B3%BF"

@@ -3,6 +3,9 @@ from __future__ import annotations
 import base64
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -262,3 +265,77 @@ def test_text_that_decodes_is_the_one_spelling_of_its_bytes(text: str) -> None:
 @given(st.binary(max_size=64))
 def test_bytes_round_trip_through_their_spelling(raw: bytes) -> None:
     assert b64decode(b64encode(raw)) == raw
+
+
+# -- The format as documented, the cookie size cap, the caches' bounds --------------------
+
+
+def test_a_token_built_from_the_documented_format_opens() -> None:
+    """docs/token-format.md, independently: HKDF-SHA256 of the purpose key per hour."""
+    kid = RING.key_ids[0]
+    hour = int(NOW) // 3600
+    info = b"sessionkit/v1/epoch/" + hour.to_bytes(4, "big")
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(
+        RING.subkeys("session")[kid]
+    )
+    header = b"\x01" + kid + hour.to_bytes(4, "big")
+    nonce = bytes(range(12))
+    sealed = AESGCM(key).encrypt(nonce, b"documented", header + NAME.encode())
+    token = base64.urlsafe_b64encode(header + nonce + sealed).rstrip(b"=").decode()
+    assert sealer_for().unseal(token, NOW) == (b"documented", True)
+    # ... and a token the sealer makes opens with the same derivation.
+    raw = b64decode(seal(b"mine"))
+    assert AESGCM(key).decrypt(raw[9:21], raw[21:], raw[:9] + NAME.encode()) == b"mine"
+
+
+def test_another_version_byte_is_malformed_before_any_decryption() -> None:
+    raw = bytearray(b64decode(seal(b"x")))
+    raw[0] = 2
+    assert _rejects(b64encode(bytes(raw))) == "malformed"
+
+
+def test_a_cookie_of_4096_characters_is_read_one_of_4097_is_oversized() -> None:
+    """Browsers keep a cookie up to 4096 bytes: nothing longer is decoded."""
+    assert _rejects("A" * 4096) == "malformed"
+    assert _rejects("A" * 4097) == "oversized"
+    assert _rejects("A" * 4100) == "oversized"
+
+
+@pytest.mark.parametrize("now", [0.0, 1.0, 3600.0, 7199.0, 2 * 3600.0 + 5])
+def test_tokens_of_the_first_hours_after_1970_open(now: float) -> None:
+    sealer = sealer_for()
+    token = sealer.seal(b"early", now)
+    assert b64decode(token)[5:9] == (int(now) // 3600).to_bytes(4, "big")
+    assert sealer.unseal(token, now) == (b"early", True)
+
+
+def test_every_hour_a_valid_token_can_have_stays_in_the_subkey_cache() -> None:
+    """At one instant, one key: each hour from max_age ago to max_skew ahead is kept."""
+    limits = {"max_age": 43200, "max_skew": 7200}
+    sealer = Sealer(RING, "session", NAME, **limits)
+    oldest = (int(NOW) - limits["max_age"]) // 3600
+    newest = (int(NOW) + limits["max_skew"]) // 3600
+    maker = Sealer(RING, "session", NAME, **limits)
+    for hour in range(oldest, newest + 1):
+        token = maker.seal(b"x", hour * 3600.0)
+        assert sealer.unseal(token, NOW) == (b"x", True)
+    assert len(sealer._openers) == newest - oldest + 1 == 15
+
+
+def test_the_subkey_cache_never_exceeds_its_bound() -> None:
+    sealer = sealer_for()
+    largest = 0
+    for hour in range(60):
+        sealer.unseal(seal(b"x", sealer=sealer, now=NOW + hour * 3600), NOW + hour * 3600)
+        largest = max(largest, len(sealer._openers))
+    # one key, hours from 43260 s back to now, and room for the hour turning over
+    assert largest == 43260 // 3600 + 3
+
+
+def test_the_memo_holds_1024_opened_tokens_then_starts_over() -> None:
+    sealer = sealer_for()
+    for _ in range(1024):
+        sealer.unseal(seal(b"x", sealer=sealer), NOW)
+    assert len(sealer._opened) == 1024 == OPENED_CACHE_SIZE
+    sealer.unseal(seal(b"x", sealer=sealer), NOW)
+    assert len(sealer._opened) == 1

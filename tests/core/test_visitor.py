@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -161,3 +164,51 @@ def test_a_value_under_an_older_key_is_not_current_cached_or_not() -> None:
     for _ in range(2):
         assert codec.verify(old_value, NAME) == (vid, False)
         assert codec.verify(new_value, NAME) == (vid, True)
+
+
+def test_a_value_built_from_the_documented_layout_verifies() -> None:
+    """docs/token-format.md: 0x01, key id, 16-byte id, HMAC-SHA256 truncated to 16 bytes."""
+    ring = KeyRing([generate_key()])
+    kid = ring.key_ids[0]
+    vid = bytes(range(16))
+    signed = b"\x01" + kid + vid
+    mac = hmac.new(ring.subkeys("visitor")[kid], signed + NAME.encode(), hashlib.sha256)
+    value = base64.urlsafe_b64encode(signed + mac.digest()[:16]).rstrip(b"=").decode()
+    expected_id = base64.urlsafe_b64encode(vid).rstrip(b"=").decode()
+    codec = VisitorCodec(ring)
+    assert codec.verify(value, NAME) == (expected_id, True)
+    assert codec.sign(expected_id, NAME) == value
+
+
+def test_values_longer_than_64_characters_are_not_decoded() -> None:
+    codec = VisitorCodec(KeyRing([generate_key()]))
+    for text, reason in (("A" * 64, "malformed"), ("A" * 65, "oversized")):
+        with pytest.raises(BadToken) as caught:
+            codec.verify(text, NAME)
+        assert caught.value.reason == reason
+
+
+def test_the_memo_holds_4096_verified_values_then_starts_over() -> None:
+    codec = VisitorCodec(KeyRing([generate_key()]))
+    for _ in range(4096):
+        codec.verify(codec.sign(codec.mint(), NAME), NAME)
+    assert len(codec._verified) == 4096 == VERIFIED_CACHE_SIZE
+    codec.verify(codec.sign(codec.mint(), NAME), NAME)
+    assert len(codec._verified) == 1
+
+
+def test_two_visitor_cookies_are_a_duplicate_event_and_neither_is_believed(
+    make_kit: MakeKit,
+) -> None:
+    events: list[SecurityEvent] = []
+    kit = make_kit(on_security_event=events.append)
+    first, second = (kit.visitors.sign(kit.visitors.mint(), NAME) for _ in range(2))
+    ex = kit.open(f"{NAME}={first}; {NAME}={second}")
+    visitor = ex.visitor
+    assert visitor is not None
+    assert visitor not in (
+        kit.visitors.verify(first, NAME)[0],
+        kit.visitors.verify(second, NAME)[0],
+    )
+    assert events == [SecurityEvent("duplicate", NAME, None)]
+    assert visitor_cookie(ex.response_headers([])) is not None

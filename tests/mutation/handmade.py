@@ -1,0 +1,130 @@
+"""Hand-made mutants: the changes a reviewer worries about, each one exact text replaced.
+
+``scripts/mutation`` runs these beside the generated mutants of the same module and counts
+them in its score. Each ``old`` text must occur exactly once in the module, so a change to
+the code that moves it fails the run until this list is updated.
+
+The ``exchange`` entries are outside the eight modules ``scripts/mutation`` runs by
+default; run them with::
+
+    ./scripts/mutation --module-file src/sessionkit/exchange.py \
+        --module-name sessionkit.exchange --match hand-made --tests tests/core/test_kit.py \
+        tests/core/test_visitor.py tests/core/test_privacy.py tests/core/test_kit_mutants.py
+"""
+
+HANDMADE = [
+    (
+        "gate",
+        "the redirect path encoder lets ?, # and % through",
+        """_PATH_SAFE = "/:@!$&'()*+,;=-._~\"""",
+        """_PATH_SAFE = "/:@!$&'()*+,;=-._~?#%\"""",
+    ),
+    (
+        "seal",
+        "no hour-window check when the cipher of the header is cached",
+        "        else:\n            self._check_hour(opener[2], now)\n",
+        "",
+    ),
+    (
+        "seal",
+        "one more accepted last character in canonical base64",
+        'frozenset(b"AQgw")',
+        'frozenset(b"AQgwB")',
+    ),
+    (
+        "cookies",
+        "cookie names stripped of all Unicode whitespace",
+        "name = name.strip(_OWS)",
+        "name = name.strip()",
+    ),
+    (
+        "cookies",
+        "CR, LF and NUL allowed in a configured Path or Domain",
+        r'_ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]+")',
+        r'_ATTRIBUTE_VALUE = re.compile(r"[\x00-\x3a\x3c-\x7e]+")',
+    ),
+    (
+        "visitor",
+        "the memo of verified values never emptied",
+        "            self._verified.clear()\n",
+        "            pass\n",
+    ),
+    (
+        "privacy",
+        "13-digit card numbers pass",
+        "CARD_MIN_DIGITS = 13",
+        "CARD_MIN_DIGITS = 14",
+    ),
+    (
+        "privacy",
+        "19-digit card numbers pass",
+        "CARD_MAX_DIGITS = 19",
+        "CARD_MAX_DIGITS = 18",
+    ),
+    (
+        "privacy",
+        "Mastercard 2720 passes",
+        "range(2221, 2721)",
+        "range(2221, 2720)",
+    ),
+    (
+        "privacy",
+        "a passphrase key passes",
+        '        "passphrase",\n',
+        "",
+    ),
+    (
+        "privacy",
+        "nested values are checked one level deep only",
+        "                        pending.append(inner)\n",
+        "                        pending.append(inner if isinstance(inner, str) else None)\n",
+    ),
+    (
+        "session",
+        "the idle bound is exclusive",
+        "if now - state.last_seen > timeouts.idle_of(state.lifetime):",
+        "if now - state.last_seen >= timeouts.idle_of(state.lifetime):",
+    ),
+    (
+        "session",
+        "the absolute bound is exclusive",
+        "if now > timeouts.end_of(state.lifetime, state.created_at):",
+        "if now >= timeouts.end_of(state.lifetime, state.created_at):",
+    ),
+    (
+        "session",
+        "the clock skew bound is exclusive",
+        "if state.last_seen > now + timeouts.max_skew:",
+        "if state.last_seen >= now + timeouts.max_skew:",
+    ),
+    (
+        "session",
+        "integer user ids do not reopen",
+        " and type(user) is not int)",
+        ")",
+    ),
+    (
+        "session",
+        "an authentic payload of the wrong shape opens",
+        "        or (data is not None and type(data) is not dict)\n",
+        "",
+    ),
+    (
+        "exchange",
+        "two visitor cookies accepted without a duplicate event",
+        "                kit.report(DUPLICATE, vspec.name, self.request)\n",
+        "                pass\n",
+    ),
+    (
+        "exchange",
+        "opt_out() deletes an existing opt-out cookie",
+        "        self._opt_out_delete = False\n",
+        "        self._opt_out_delete = self._opt_out_seen\n",
+    ),
+    (
+        "exchange",
+        "the app's Cache-Control kept beside no-store when a cookie is set",
+        "return HeaderChanges(add, bool(cookies) and bool(cache_control))",
+        "return HeaderChanges(add, False)",
+    ),
+]
