@@ -166,7 +166,7 @@ def is_same_origin_path(target: str) -> bool:
     second slash or a backslash after the first, a backslash anywhere, and control or
     space characters (which browsers strip or fold) are all refused.
     """
-    if not target.startswith("/") or target[1:2] in ("/", "\\"):
+    if not target.startswith("/") or target[1:2] == "/":
         return False
     return not any(c == "\\" or c.isspace() or not c.isprintable() for c in target)
 

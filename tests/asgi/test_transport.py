@@ -18,7 +18,6 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 import sessionkit
 from sessionkit.asgi import SessionMiddleware
-from sessionkit.gate import is_loopback_host
 from sessionkit.wsgi import SessionMiddleware as WSGISessionMiddleware
 from sessionkit.wsgi import session_of
 
@@ -120,29 +119,6 @@ def test_wsgi_preflight_and_plain_http_diagnosis(make_kit: MakeKit) -> None:
         for _ in range(2)
     ]
     assert answers == ["1", "2"]
-
-
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [
-        ("localhost", True),
-        ("localhost:8000", True),
-        ("app.localhost", True),
-        ("127.0.0.1:5000", True),
-        ("127.1.2.3", True),
-        ("[::1]:8000", True),
-        ("[::1]", True),
-        ("", True),
-        (None, True),
-        ("testserver", False),
-        ("example.com:80", False),
-        ("10.0.0.1", False),
-        ("[2001:db8::1]:443", False),
-        ("localhost.evil.example", False),
-    ],
-)
-def test_loopback_hosts(host: str | None, loopback: bool) -> None:
-    assert is_loopback_host(host) is loopback
 
 
 @WerkzeugRequest.application  # type: ignore[arg-type]

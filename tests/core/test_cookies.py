@@ -211,3 +211,8 @@ def test_repr_shows_the_settings_not_the_header_text() -> None:
 def test_the_size_limit_is_the_one_browsers_apply() -> None:
     """RFC 6265bis: a browser drops a cookie whose name and value exceed 4096 bytes."""
     assert MAX_COOKIE_BYTES == 4096
+
+
+def test_an_empty_value_ends_at_the_next_semicolon() -> None:
+    assert pick_cookies("__Host-session=;b=2", NAMES) == {"__Host-session": [""]}
+    assert pick_cookies("a=1; __Host-session=", NAMES) == {"__Host-session": [""]}

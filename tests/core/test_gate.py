@@ -13,7 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessionkit import ConfigurationError, SessionKit
-from sessionkit.gate import CHECK_MARKER, EarlyResponse, safe_location, unavailable
+from sessionkit.gate import (
+    CHECK_MARKER,
+    EarlyResponse,
+    is_loopback_host,
+    is_same_origin_path,
+    safe_location,
+    unavailable,
+)
 
 MakeKit = Callable[..., SessionKit]
 CHECK = f"{CHECK_MARKER}=1"
@@ -322,3 +329,97 @@ def test_a_prefix_ending_in_any_letter_is_kept_whole(make_kit: MakeKit) -> None:
     assert kit.gate.protects("/INBOX")
     assert kit.gate.protects("/INBOX/a")
     assert kit.gate.protects("/INBO") is False
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("localhost:8000", True),
+        ("app.localhost", True),
+        ("127.0.0.1:5000", True),
+        ("127.1.2.3", True),
+        ("[::1]:8000", True),
+        ("[::1]", True),
+        ("", True),
+        (None, True),
+        ("testserver", False),
+        ("example.com:80", False),
+        ("10.0.0.1", False),
+        ("[2001:db8::1]:443", False),
+        ("localhost.evil.example", False),
+    ],
+)
+def test_loopback_hosts(host: str | None, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("target", "same_origin"),
+    [
+        ("/", True),
+        ("/welcome", True),
+        ("/a/b?c=d#e", True),
+        ("/%5Cx", True),
+        ("//evil.example", False),
+        ("/\\evil.example", False),
+        ("/home\\x", False),
+        ("/\t/evil.example", False),
+        ("/a b", False),
+        ("/\x00", False),
+        ("evil", False),
+        ("", False),
+        ("https://evil.example/", False),
+    ],
+)
+def test_same_origin_paths(target: str, same_origin: bool) -> None:
+    assert is_same_origin_path(target) is same_origin
+
+
+def _insecure(kit: SessionKit, **request: Any) -> Any:
+    """The gate's answer to a cookieless request over plain http to a real host."""
+    request.setdefault("path", "/app")
+    ex = kit.open(None, scheme="http", host="shop.example:8080", query=CHECK, **request)
+    return ex.early
+
+
+def test_plain_http_to_a_real_host_gets_the_https_page_in_full(kit: SessionKit) -> None:
+    response = _insecure(kit, accept="text/html")
+    assert response.status_line == "403 Forbidden"
+    headers = dict(response.headers)
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["Cache-Control"] == "no-store"
+    page = response.body.decode()
+    assert page.startswith('<!doctype html>\n<html lang="en">')
+    assert "<title>This site needs https</title>" in page
+    assert "<h1>This site needs https</h1>" in page
+    assert '<a href="/">go to the home page</a>' in page
+    assert "$home" not in page
+
+
+def test_plain_http_to_a_real_host_in_json_and_head(kit: SessionKit) -> None:
+    response = _insecure(kit, accept="application/json")
+    assert dict(response.headers)["Content-Type"] == "application/json"
+    assert json.loads(response.body) == {
+        "error": "https_required",
+        "detail": "This site's cookies are Secure and this request came over plain http: "
+        "use the https address.",
+        "home": "/",
+    }
+    head = _insecure(kit, method="HEAD", accept="text/html")
+    assert head.status == 403
+    assert head.body == b""
+    assert int(dict(head.headers)["Content-Length"]) > 0
+
+
+def test_the_https_page_links_the_configured_home(make_kit: MakeKit) -> None:
+    kit = make_kit(require_cookies=["/app"], public_home="/welcome?a=1&b=2")
+    page = _insecure(kit, accept="text/html").body.decode()
+    assert '<a href="/welcome?a=1&amp;b=2">' in page
+
+
+def test_over_https_or_to_loopback_the_cookies_page_stays(kit: SessionKit) -> None:
+    for scheme, host in (("https", "shop.example"), ("http", "localhost:8000"), (None, None)):
+        ex = kit.open(None, path="/app", query=CHECK, accept="text/html", scheme=scheme, host=host)
+        assert ex.early is not None
+        assert b"Cookies are required" in ex.early.body

@@ -34,8 +34,8 @@ HANDMADE = [
     (
         "cookies",
         "cookie names stripped of all Unicode whitespace",
-        "name = name.strip(_OWS)",
-        "name = name.strip()",
+        "while before >= 0 and header[before] in _OWS:",
+        "while before >= 0 and header[before].isspace():",
     ),
     (
         "cookies",
