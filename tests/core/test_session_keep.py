@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sessionkit import ConfigurationError, SessionKit
+from sessionkit import ConfigurationError, SensitiveData, SessionKit, UnserializableValue
 from sessionkit.exchange import Exchange, HeaderChanges
 from sessionkit.stores.memory import MemoryStore
 
@@ -105,3 +105,49 @@ def test_touch_interval_must_be_whole_non_negative_seconds(
 ) -> None:
     with pytest.raises(ConfigurationError, match="touch_interval"):
         make_kit(touch_interval=value)
+
+
+def test_keep_marks_the_session_used_and_changed(make_kit: MakeKit) -> None:
+    ex = make_kit(visitor_cookie=None).open(None)
+    session = ex.session
+    assert not session.kept
+    session.keep()
+    assert session.kept
+    assert session.accessed
+    assert session.modified
+
+
+def test_is_new_opens_a_lazy_session(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None)
+    ex = kit.open(None)
+    ex.session["x"] = 1
+    cookie = cookie_of(respond(ex))
+    again = kit.open(cookie)
+    assert not again.session.opened
+    assert again.session.is_new is False, "read before anything else opened the session"
+    assert kit.open(None).session.is_new is True
+
+
+def test_put_trusted_stores_past_the_guard_but_not_past_json(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None)
+    ex = kit.open(None)
+    session = ex.session
+    with pytest.raises(SensitiveData):
+        session["_password_reset_token"] = "set-password"
+    session.put_trusted("_password_reset_token", "set-password")
+    assert session["_password_reset_token"] == "set-password"
+    assert session.accessed
+    assert session.modified
+    with pytest.raises(UnserializableValue):
+        session.put_trusted("_password_reset_token", {1, 2})
+    again = kit.open(cookie_of(respond(ex)))
+    assert again.session == {"_password_reset_token": "set-password"}
+
+
+def test_put_trusted_opens_the_session_first(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None)
+    ex = kit.open(None)
+    ex.session["a"] = 1
+    again = kit.open(cookie_of(respond(ex)))
+    again.session.put_trusted("b", 2)
+    assert dict(again.session) == {"a": 1, "b": 2}
