@@ -50,7 +50,7 @@ from urllib.parse import unquote_plus, urlsplit
 
 from .errors import BadToken, ConfigurationError
 from .events import CROSS_SITE, ORIGIN_MISMATCH, TOKEN_INVALID, TOKEN_MISSING
-from .gate import EarlyResponse
+from .gate import EarlyResponse, wants_html
 from .keys import KeyRing
 from .seal import b64decode, b64encode
 
@@ -512,16 +512,6 @@ def form_token(
     return None
 
 
-def _wants_html(accept: str | None) -> bool:
-    if not accept:
-        return True
-    for part in accept.split(","):
-        kind = part.split(";", 1)[0].strip().lower()
-        if kind in ("text/html", "application/xhtml+xml", "text/*", "*/*"):
-            return True
-    return False
-
-
 class Forgery:
     """A :class:`ForgeryPolicy` with its token keys (built by :class:`SessionKit`)."""
 
@@ -627,7 +617,7 @@ class Forgery:
     def refusal(self, reason: str, accept: str | None) -> EarlyResponse:
         """The 403 response for a refused request: HTML or JSON by the ``Accept`` header."""
         policy = self.policy
-        if _wants_html(accept):
+        if wants_html(accept):
             page = policy.refused_page
             text = (
                 page(reason)

@@ -39,6 +39,7 @@ __all__ = [
     "is_same_origin_path",
     "safe_location",
     "unavailable",
+    "wants_html",
 ]
 
 #: Query parameter that marks the request following the test redirect.
@@ -287,7 +288,7 @@ class Gate:
 
     def insecure(self, accept: str | None, head: bool) -> EarlyResponse:
         """The response that says the site is served over http, so Secure cookies fail."""
-        if _wants_html(accept):
+        if wants_html(accept):
             text = Template(INSECURE_PAGE).safe_substitute(home=html.escape(self.home))
             answer = _answer(BLOCK_STATUS, text.encode(), "text/html; charset=utf-8")
         else:
@@ -302,7 +303,7 @@ class Gate:
 
     def blocked(self, path: str, accept: str | None) -> EarlyResponse:
         """The "cookies are required" response, HTML or JSON by the ``Accept`` header."""
-        if _wants_html(accept):
+        if wants_html(accept):
             page = self._html
             text = (
                 page(path)
@@ -324,7 +325,7 @@ class Gate:
 
 def unavailable(accept: str | None) -> EarlyResponse:
     """The 503 response for a request that needs the session store while it is down."""
-    if _wants_html(accept):
+    if wants_html(accept):
         body = UNAVAILABLE_PAGE.encode()
         kind = "text/html; charset=utf-8"
     else:
@@ -350,7 +351,8 @@ def _answer(
     return EarlyResponse(status, headers + (extra or []), body)
 
 
-def _wants_html(accept: str | None) -> bool:
+def wants_html(accept: str | None) -> bool:
+    """Whether a client with this ``Accept`` header takes an HTML page (no header: yes)."""
     if not accept:
         return True
     for part in accept.split(","):
