@@ -504,37 +504,34 @@ class SessionKit:
 
     def timed(self, name: str, call: Callable[..., _T], args: tuple[Any, ...]) -> _T:
         """Run one blocking store call, timing it for the metrics."""
-        if not self.metrics.enabled:
-            result = call(*args)
-            self._store_answered()
-            return result
-        start = time.perf_counter()
+        start = time.perf_counter() if self.metrics.enabled else None
         try:
             result = call(*args)
         except StoreUnavailable:
-            self.metrics.store_call(name, time.perf_counter() - start, failed=True)
+            self._store_call(name, start, failed=True)
             raise
-        self.metrics.store_call(name, time.perf_counter() - start, failed=False)
-        self._store_answered()
+        self._store_call(name, start, failed=False)
         return result
 
     async def atimed(
         self, name: str, call: Callable[..., Awaitable[_T]], args: tuple[Any, ...]
     ) -> _T:
         """Await one store call, timing it for the metrics."""
-        if not self.metrics.enabled:
-            result = await call(*args)
-            self._store_answered()
-            return result
-        start = time.perf_counter()
+        start = time.perf_counter() if self.metrics.enabled else None
         try:
             result = await call(*args)
         except StoreUnavailable:
-            self.metrics.store_call(name, time.perf_counter() - start, failed=True)
+            self._store_call(name, start, failed=True)
             raise
-        self.metrics.store_call(name, time.perf_counter() - start, failed=False)
-        self._store_answered()
+        self._store_call(name, start, failed=False)
         return result
+
+    def _store_call(self, name: str, start: float | None, *, failed: bool) -> None:
+        # The metrics' latency (when they are on), and the recovery after an outage.
+        if start is not None:
+            self.metrics.store_call(name, time.perf_counter() - start, failed=failed)
+        if not failed:
+            self._store_answered()
 
     # -- requests --------------------------------------------------------------------
 
