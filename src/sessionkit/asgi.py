@@ -253,7 +253,7 @@ class SessionMiddleware:
             request_id=found[_REQUEST_ID],
             scheme=scope.get("scheme"),
             host=found[_HOST],
-            preflight=found[_PREFLIGHT] is not None and method == "OPTIONS",
+            access_control_request_method=found[_PREFLIGHT],
             provenance=provenance,
             exempt=None if exempt is None else partial(exempt, scope),
         )

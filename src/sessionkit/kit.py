@@ -551,7 +551,7 @@ class SessionKit:
         request_id: str | None = None,
         scheme: str | None = None,
         host: str | None = None,
-        preflight: bool = False,
+        access_control_request_method: str | None = None,
         now: float | None = None,
         provenance: Provenance | None = None,
         exempt: Callable[[], bool] | None = None,
@@ -565,9 +565,9 @@ class SessionKit:
         ``method``, ``path`` (decoded, as the app's router sees it), ``query`` (raw) and
         ``accept`` serve the cookies-required gate: when it answers,
         :attr:`Exchange.early` holds the response to send instead of calling the app.
-        ``preflight`` marks a CORS preflight (``OPTIONS`` with
-        ``Access-Control-Request-Method``), which the gate lets through: browsers never
-        send cookies with one. ``scheme`` and ``host`` (the ``Host`` header) let the gate
+        ``access_control_request_method`` is that header's value: an ``OPTIONS`` carrying
+        it is a CORS preflight, which the gate lets through (browsers never send cookies
+        with one). ``scheme`` and ``host`` (the ``Host`` header) let the gate
         tell a site served over plain http, where Secure cookies are never kept, from a
         client with cookies off. ``user_agent`` and ``request_id`` (the value of
         ``request_id_header``) go into events. ``provenance`` (the request's origin headers)
@@ -604,6 +604,7 @@ class SessionKit:
                 self.report(reason, self.session_spec.name, request)
                 early = self.forgery.refusal(reason, accept)
         protected = bool(self.gate) and self.gate.protects(path)
+        preflight = method == "OPTIONS" and access_control_request_method is not None
         if protected and early is None and not preflight:
             early = self.gate.decide(
                 method=method,

@@ -88,7 +88,7 @@ class SessionMiddleware:
             request_id=environ.get(self._request_id_key) if self._request_id_key else None,
             scheme=environ.get("wsgi.url_scheme"),
             host=environ.get("HTTP_HOST"),
-            preflight=method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ,
+            access_control_request_method=environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"),
             provenance=provenance,
             exempt=None if exempt is None else partial(exempt, environ),
         )

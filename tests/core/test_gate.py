@@ -395,3 +395,15 @@ def test_over_https_or_to_loopback_the_cookies_page_stays(kit: SessionKit) -> No
         ex = kit.open(None, path="/app", query=CHECK, accept="text/html", scheme=scheme, host=host)
         assert ex.early is not None
         assert b"Cookies are required" in ex.early.body
+
+
+def test_a_cors_preflight_passes_and_a_bare_options_does_not(kit: SessionKit) -> None:
+    preflight = kit.open(
+        None, method="OPTIONS", path="/app/api", access_control_request_method="POST"
+    )
+    assert preflight.early is None
+    bare = kit.open(None, method="OPTIONS", path="/app/api")
+    assert bare.early is not None
+    assert bare.early.status == 403
+    posted = kit.open(None, method="POST", path="/app/api", access_control_request_method="POST")
+    assert posted.early is not None, "only OPTIONS can be a preflight"

@@ -530,7 +530,7 @@ class SessionKitMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]
             request_id=meta.get(self.kit.events.request_id_environ or ""),
             scheme=request.scheme,
             host=meta.get("HTTP_HOST"),
-            preflight=request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in meta,
+            access_control_request_method=meta.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"),
             provenance=provenance,
         )
 
