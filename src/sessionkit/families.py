@@ -22,11 +22,17 @@ the new id is *unconfirmed* until a request presents it. Until then the previous
 keeps working (a lost response, three tabs rotating at once); once the new id was seen,
 the previous one works for ``rotation_grace`` seconds more (requests in flight), and
 after that presenting it is a replay: the whole family is ended at once, when the
-request is loaded, before any handler runs. A family is never rotated while its current
-id is unconfirmed, and never on the timer within the grace window after it was
-confirmed, so a request sent before the confirmation is at most one id behind. (An
-explicit ``rotate()`` right after a confirmation is not delayed: a privilege change
-wins over a request of the same browser still in flight with an older id.)
+request is loaded, before any handler runs. A family is never rotated on the timer
+while its current id is unconfirmed, nor within the grace window after it was
+confirmed, so a request sent before the confirmation is at most one id behind.
+
+An explicit ``rotate()`` (a privilege change) is never delayed. Right after a
+confirmation, it wins over a request of the same browser still in flight with an older
+id. While the current id is unconfirmed, it replaces that id too (whoever holds the
+response that carried it does not get the new privileges), and the record keeps every id
+the browser may hold (up to :data:`MAX_PREVIOUS_IDS`) as previous ids: a late response
+that carried the replaced id is then no replay, while the new id is unconfirmed and for
+the grace window after.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from .session import State, UserId, check_timeouts, new_session_id
 __all__ = [
     "LOGIN",
     "LOGOUT",
+    "MAX_PREVIOUS_IDS",
     "Ended",
     "FamilyRef",
     "Plan",
@@ -63,6 +70,12 @@ LOGOUT = "logout"
 LOGIN = "login"
 #: Second header field of a tombstone (a record has the session id there).
 _ENDED_MARK = 0
+#: The most ids a record accepts from before its current one (privilege changes in a row
+#: while each new id's response was lost).
+MAX_PREVIOUS_IDS = 4
+#: A record's header fields, and the defaults of those a header may leave out at its end.
+_TAIL_DEFAULTS: tuple[Any, ...] = (*(None,) * 7, 0, None, None, None, None)
+_HEADER_FIELDS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +96,16 @@ class Record:
     """The server-side state of one live session family.
 
     ``state`` is the session's current state (its ``last_seen`` refreshed at most once
-    per touch interval); ``previous_id`` the id it replaced, accepted until
-    ``confirmed_at`` + grace once the current id was presented (``confirmed_at`` 0: not
-    yet); ``data_json`` the session data as JSON text; ``device`` and ``address`` what
-    the login came from (for the user's list of their sessions).
+    per touch interval); ``previous_ids`` the ids the browser may still hold from before
+    the current one, accepted until ``confirmed_at`` + grace once the current id was
+    presented (``confirmed_at`` 0: not yet); ``data_json`` the session data as JSON text;
+    ``device`` and ``address`` what the login came from (for the user's list of their
+    sessions).
     """
 
     version: int
     state: State
-    previous_id: str | None
+    previous_ids: tuple[str, ...]
     confirmed_at: int
     data_json: bytes
     device: str | None = None
@@ -105,27 +119,34 @@ class Record:
         return value
 
     def dumps(self) -> bytes:
-        """The text a store keeps: a JSON header line, then the data's JSON."""
+        """The text a store keeps: a JSON header line, then the data's JSON.
+
+        The header is short, so that a logged-in session without data fits Redis's
+        compact encoding of small hashes (values of at most 64 bytes): the family and the
+        user are where the store keeps the text, times are seconds after ``created_at``,
+        and trailing fields that hold their defaults are left out.
+        """
         s = self.state
+        base = s.created_at
         life = s.lifetime
-        header = orjson.dumps(
-            [
-                self.version,
-                s.id,
-                s.user_id,
-                s.created_at,
-                s.last_seen,
-                s.rotated_at,
-                s.auth_time,
-                s.generation,
-                None if life is None else [life.idle, life.end, life.persistent],
-                self.previous_id,
-                self.confirmed_at,
-                self.device,
-                self.address,
-            ]
-        )
-        return header + _HEADER_END + self.data_json
+        prev = self.previous_ids
+        header: list[Any] = [
+            self.version,
+            s.id,
+            base,
+            s.last_seen - base,
+            s.rotated_at - base,
+            s.auth_time - base if s.auth_time else None,
+            self.confirmed_at - base if self.confirmed_at else None,
+            s.generation,
+            None if life is None else [life.idle, life.end, life.persistent],
+            prev[0] if len(prev) == 1 else list(prev) or None,
+            self.device,
+            self.address,
+        ]
+        while len(header) > _HEADER_FIELDS and header[-1] == _TAIL_DEFAULTS[len(header) - 1]:
+            header.pop()
+        return orjson.dumps(header) + _HEADER_END + self.data_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +169,10 @@ class Ended:
 Stored = Record | Ended
 
 
-def parse_stored(text: bytes | str, family: str) -> Stored:
+def parse_stored(text: bytes | str, family: str, user_id: UserId | None) -> Stored:
     """Parse what :meth:`Record.dumps` or :meth:`Ended.dumps` wrote for ``family``.
 
+    ``user_id`` is the user the store keeps the text under (None: an anonymous family).
     Raises :class:`BadToken` (``invalid_payload``) for anything else.
     """
     raw = text.encode() if isinstance(text, str) else text
@@ -160,13 +182,25 @@ def parse_stored(text: bytes | str, family: str) -> Stored:
         if fields[1] == _ENDED_MARK and not sep:
             version, _, ended_at, reason = fields
             return Ended(int(version), int(ended_at), str(reason))
-        (version, sid, user, created, seen, rotated, auth, gen, life, prev, confirmed, device,
-         address) = fields  # fmt: skip
-        lifetime = None if life is None else Lifetime(int(life[0]), int(life[1]), bool(life[2]))
-        state = State(sid, family, user, created, seen, rotated, auth, gen, lifetime)
-        if not sep or not isinstance(sid, str) or type(version) is not int:
+        if not sep or not _HEADER_FIELDS <= len(fields) <= len(_TAIL_DEFAULTS):
             raise ValueError
-        return Record(version, state, prev, int(confirmed), data_json, device, address)
+        fields += _TAIL_DEFAULTS[len(fields) :]
+        version, sid, base, seen, rotated, auth, confirmed, gen, life, prev, device, address = (
+            fields
+        )
+        if type(version) is not int or not isinstance(sid, str) or type(base) is not int:
+            raise ValueError
+        lifetime = None if life is None else Lifetime(int(life[0]), int(life[1]), bool(life[2]))
+        auth_time = 0 if auth is None else base + int(auth)
+        state = State(
+            sid, family, user_id, base, base + int(seen), base + int(rotated), auth_time,
+            int(gen), lifetime,
+        )  # fmt: skip
+        previous = () if prev is None else (prev,) if isinstance(prev, str) else tuple(prev)
+        if not all(isinstance(p, str) for p in previous):
+            raise ValueError
+        at = 0 if confirmed is None else base + int(confirmed)
+        return Record(version, state, previous, at, data_json, device, address)
     except (ValueError, TypeError, IndexError, KeyError):
         raise BadToken(INVALID_PAYLOAD) from None
 
@@ -247,7 +281,7 @@ def judge(stored: Stored | None, cookie: State, now: float, timeouts: Timeouts) 
             return Judgement(Verdict.CURRENT)
         confirmed = replace(stored, version=stored.version + 1, confirmed_at=stamp)
         return Judgement(Verdict.CURRENT, write=confirmed)
-    if cookie.id == stored.previous_id:
+    if cookie.id in stored.previous_ids:
         if not stored.confirmed_at:
             return Judgement(Verdict.PREVIOUS)
         if stamp - stored.confirmed_at <= timeouts.grace:
@@ -323,19 +357,27 @@ def plan(
     winner = current.state
     mine = intent.state
     state = winner
-    previous_id = current.previous_id
+    previous_ids = current.previous_ids
     confirmed_at = current.confirmed_at
-    rotated_elsewhere = winner.id != base.state.id
-    # A timed rotation waits until the grace window of the last one is over: requests sent
-    # before the current id was first presented have arrived by then, so none of them is
-    # ever two ids behind (which would be a replay).
+    # A timed rotation waits until the current id was presented, and then until the grace
+    # window after that is over: requests sent before the current id was first presented
+    # have arrived by then, so none of them is ever two ids behind (which would be a
+    # replay). A parallel request that rotated already did this request's timed rotation.
     due = (
         timeouts.rotate_every is not None
         and stamp - winner.rotated_at >= timeouts.rotate_every
+        and confirmed_at > 0
         and stamp - confirmed_at > timeouts.grace
+        and winner.id == base.state.id
     )
-    if (intent.explicit_rotation or due) and not rotated_elsewhere and confirmed_at:
-        previous_id, confirmed_at = winner.id, 0
+    if intent.explicit_rotation and not confirmed_at:
+        # A privilege change while the current id is unconfirmed (its response lost, or
+        # still on its way): the new id replaces it at once, and until the new one is
+        # presented the browser may hold any of the ids it could have been sent.
+        previous_ids = (*previous_ids, winner.id)[-MAX_PREVIOUS_IDS:]
+        state = state._replace(id=new_session_id(), rotated_at=stamp)
+    elif intent.explicit_rotation or due:
+        previous_ids, confirmed_at = (winner.id,), 0
         state = state._replace(id=new_session_id(), rotated_at=stamp)
     if mine.generation != base.state.generation:
         state = state._replace(generation=max(winner.generation, mine.generation))
@@ -364,7 +406,7 @@ def plan(
             data_json = orjson.dumps(data)
     if (
         state == winner
-        and previous_id == current.previous_id
+        and previous_ids == current.previous_ids
         and confirmed_at == current.confirmed_at
         and data_json == current.data_json
     ):
@@ -372,7 +414,7 @@ def plan(
     record = Record(
         current.version + 1,
         state,
-        previous_id,
+        previous_ids,
         confirmed_at,
         data_json,
         current.device,
@@ -392,7 +434,7 @@ def new_record(
 
     No previous id exists to protect, so its id counts as confirmed.
     """
-    return Record(1, state, None, int(now), orjson.dumps(data), device, address)
+    return Record(1, state, (), int(now), orjson.dumps(data), device, address)
 
 
 def ended(stored: Record, now: float, reason: str) -> Ended:

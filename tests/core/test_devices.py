@@ -248,7 +248,7 @@ def test_revoke_steps_refuse_a_handle_of_another_users_session(ring: KeyRing) ->
 def test_revoke_steps_retry_over_a_parallel_write_and_stop_when_it_ended(ring: KeyRing) -> None:
     handles = Handles(ring)
     family, record = _record()
-    newer = Record(record.version + 1, record.state, None, NOW, b"{}")
+    newer = Record(record.version + 1, record.state, (), NOW, b"{}")
     loads = iter([newer, None])
     expected: list[int] = []
 

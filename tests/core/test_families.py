@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 
+from sessionkit.errors import BadToken
 from sessionkit.families import (
+    MAX_PREVIOUS_IDS,
     Ended,
     Intent,
     Record,
@@ -16,7 +20,7 @@ from sessionkit.families import (
     parse_stored,
     plan,
 )
-from sessionkit.lifetime import Timeouts
+from sessionkit.lifetime import Lifetime, Timeouts
 from sessionkit.session import State
 
 NOW = 1_800_000_000
@@ -39,7 +43,7 @@ def test_a_cookie_bound_to_another_user_than_the_record_is_refused() -> None:
 
 
 def test_the_current_id_of_an_unconfirmed_record_confirms_it() -> None:
-    unconfirmed = Record(3, state(), "p" * 22, 0, b"{}")
+    unconfirmed = Record(3, state(), ("p" * 22,), 0, b"{}")
     judgement = judge(unconfirmed, state(), NOW + 5, T)
     assert judgement.verdict is Verdict.CURRENT
     assert isinstance(judgement.write, Record)
@@ -55,7 +59,7 @@ def test_the_current_id_of_an_unconfirmed_record_confirms_it() -> None:
     ],
 )
 def test_the_previous_id(confirmed_at: int, now: int, verdict: Verdict) -> None:
-    rec = Record(3, state(sid="n" * 22, last_seen=now), "p" * 22, confirmed_at, b"{}")
+    rec = Record(3, state(sid="n" * 22, last_seen=now), ("p" * 22,), confirmed_at, b"{}")
     assert judge(rec, state(sid="p" * 22, last_seen=now), now, T).verdict is verdict
 
 
@@ -76,15 +80,140 @@ def test_stored_text_round_trips() -> None:
     rec = Record(
         7,
         state(lifetime=None),
-        "p" * 22,
+        ("p" * 22,),
         NOW,
         orjson.dumps({"k": [1]}),
         "Firefox on Linux",
         "192.0.2.0",
     )
-    assert parse_stored(rec.dumps(), "f" * 22) == rec
+    assert parse_stored(rec.dumps(), "f" * 22, "alice") == rec
     tomb = Ended(8, NOW, "replayed_id")
-    assert parse_stored(tomb.dumps(), "f" * 22) == tomb
+    assert parse_stored(tomb.dumps(), "f" * 22, "alice") == tomb
+
+
+@pytest.mark.parametrize(
+    "rec",
+    [
+        new_record(state(user=None, auth_time=0), {}, NOW),
+        Record(2, state(last_seen=NOW + 9, rotated_at=NOW + 4), (), 0, b"{}"),
+        Record(2, state(generation=3, lifetime=Lifetime(60, NOW + 99, True)), (), NOW, b"{}"),
+        Record(4, state(auth_time=NOW + 7), ("p" * 22, "q" * 22), 0, b'{"a":1}'),
+        Record(4, state(), (), NOW + 2, b"{}", None, "2001:db8::1"),
+        Record(4, state(), (), NOW + 2, b"{}", "curl"),
+    ],
+)
+def test_every_field_of_a_record_round_trips(rec: Record) -> None:
+    assert parse_stored(rec.dumps(), rec.state.family, rec.state.user_id) == rec
+
+
+def test_a_logged_in_record_without_data_fits_a_compact_redis_hash() -> None:
+    """Redis keeps a hash whose values are all at most 64 bytes in its compact listpack
+    encoding; the record of a login without data is one, whatever the user id."""
+    text = record(user="someone.with.a.long.name@example.com").dumps()
+    assert len(text) <= 64
+    assert b"example.com" not in text
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"[1]",
+        b'[1,"i",1800000000,0,0,0]',
+        b'[1,"i",1800000000,0,0,0,0,0,null,null,null,null,9]',
+        b'["1","i",1800000000,0,0,0,0]',
+        b"[1,2,1800000000,0,0,0,0]",
+        b'[1,"i",1.5,0,0,0,0]',
+        b'[1,"i",1800000000,"x",0,0,0]',
+        b'[1,"i",1800000000,0,0,0,0,0,null,[7]]',
+        b'[1,"i",1800000000,0,0,0,0,0,[1]]',
+        b"{}",
+        b"not json",
+    ],
+)
+def test_a_malformed_record_header_is_refused(head: bytes) -> None:
+    with pytest.raises(BadToken):
+        parse_stored(head + b"\n{}", "f" * 22, "alice")
+
+
+def test_a_record_needs_its_data_line() -> None:
+    with pytest.raises(BadToken):
+        parse_stored(record().dumps().partition(b"\n")[0], "f" * 22, "alice")
+
+
+def rotated(rec: Record, intent: Intent, now: int = NOW + 1) -> Record:
+    step = plan(rec, rec, intent, now, T)
+    assert step is not None
+    assert step.record is not None
+    return step.record
+
+
+def explicit(rec: Record) -> Intent:
+    return Intent(rec.state, rec.data(), False, True)
+
+
+def test_a_privilege_change_while_the_id_is_unconfirmed_replaces_it() -> None:
+    unconfirmed = Record(3, state(sid="m" * 22), ("b" * 22,), 0, b"{}")
+    after = rotated(unconfirmed, explicit(unconfirmed))
+    assert after.state.id not in ("m" * 22, "b" * 22)
+    assert after.previous_ids == ("b" * 22, "m" * 22)
+    assert after.confirmed_at == 0
+    assert after.state.rotated_at == NOW + 1
+    for held in after.previous_ids:  # a late response, or the browser's older cookie
+        assert judge(after, state(sid=held), NOW + 2, T).verdict is Verdict.PREVIOUS
+    assert judge(after, after.state, NOW + 2, T).verdict is Verdict.CURRENT
+    confirmed = replace(after, confirmed_at=NOW + 2)
+    for held in after.previous_ids:
+        assert judge(confirmed, state(sid=held), NOW + 2 + T.grace, T).verdict is Verdict.IN_FLIGHT
+        late = judge(confirmed, state(sid=held), NOW + 3 + T.grace, T)
+        assert late.verdict is Verdict.REPLAYED
+
+
+def test_privilege_changes_in_a_row_keep_a_bounded_number_of_previous_ids() -> None:
+    rec = Record(3, state(sid="m" * 22), ("b" * 22,), 0, b"{}")
+    seen = [rec.state.id]
+    for _ in range(MAX_PREVIOUS_IDS + 2):
+        rec = rotated(rec, explicit(rec))
+        seen.append(rec.state.id)
+    assert rec.previous_ids == tuple(seen[-MAX_PREVIOUS_IDS - 1 : -1])
+
+
+def test_a_privilege_change_after_a_confirmation_keeps_only_the_replaced_id() -> None:
+    rec = Record(3, state(sid="c" * 22), ("b" * 22,), NOW, b"{}")
+    after = rotated(rec, explicit(rec))
+    assert after.previous_ids == ("c" * 22,)
+    assert after.confirmed_at == 0
+
+
+def test_a_privilege_change_rotates_even_after_a_parallel_rotation() -> None:
+    """A parallel request rotated the id (its response may reach an attacker who held the
+    older one): the privilege change still gets an id of its own."""
+    base = Record(3, state(sid="b" * 22), (), NOW, b"{}")
+    winner = Record(4, state(sid="w" * 22), ("b" * 22,), 0, b"{}")
+    step = plan(winner, base, explicit(base), NOW + 1, T)
+    assert step is not None
+    assert step.record is not None
+    assert step.record.state.id not in ("b" * 22, "w" * 22)
+    assert step.record.previous_ids == ("b" * 22, "w" * 22)
+    assert step.expected == 4
+
+
+@pytest.mark.parametrize(
+    ("confirmed_at", "now", "rotates"),
+    [
+        (0, NOW + 10_000, False),  # never on the timer while the id is unconfirmed
+        (NOW, NOW + T.grace, False),  # nor within the grace after the confirmation
+        (NOW, NOW + 10_000, True),
+    ],
+)
+def test_the_timer_rotates_only_a_confirmed_id_past_the_grace(
+    confirmed_at: int, now: int, rotates: bool
+) -> None:
+    timeouts = Timeouts(rotate_every=1)
+    rec = Record(3, state(last_seen=now), ("b" * 22,), confirmed_at, b"{}")
+    step = plan(rec, rec, Intent(rec.state, rec.data(), False, False), now, timeouts)
+    assert step is not None
+    changed = step.record is not None and step.record.state.id != rec.state.id
+    assert changed is rotates
 
 
 def test_diff_names_changed_and_deleted_keys() -> None:

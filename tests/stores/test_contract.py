@@ -35,7 +35,7 @@ def rec(r: FamilyRef, version: int = 1, **data: object) -> Record:
     if r.user_id is not None:
         state = state._replace(auth_time=int(NOW))
     record = new_record(state, dict(data), NOW)
-    return Record(version, record.state, None, int(NOW), record.data_json)
+    return Record(version, record.state, (), int(NOW), record.data_json)
 
 
 def test_is_a_store(any_store: Store) -> None:

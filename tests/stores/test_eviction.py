@@ -53,7 +53,7 @@ def filler_sessions(store: RedisStore, kit: SessionKit, count: int, start: int) 
             id=new_session_id(), family=ref.family, user_id=ref.user_id
         )
         record = new_record(state, {"cart": ["item"] * 8}, now)
-        stored = Record(1, record.state, None, int(now), record.data_json)
+        stored = Record(1, record.state, (), int(now), record.data_json)
         store.save(ref, None, stored, now + 3600, now)
 
 

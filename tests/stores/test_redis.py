@@ -34,7 +34,7 @@ def rec(r: FamilyRef, version: int = 1) -> Record:
     state = State(r.family[::-1], r.family, r.user_id, int(NOW), int(NOW), int(NOW),
                   int(NOW) if r.user_id is not None else 0, 0, None)  # fmt: skip
     record = new_record(state, {"k": 1}, NOW)
-    return Record(version, record.state, None, int(NOW), record.data_json)
+    return Record(version, record.state, (), int(NOW), record.data_json)
 
 
 def create(store: RedisStore, r: FamilyRef, ttl: float = 3600, now: float = NOW) -> bool:

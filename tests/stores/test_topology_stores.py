@@ -48,7 +48,7 @@ def ref(user: str | None) -> FamilyRef:
 def rec(r: FamilyRef, version: int = 1, **data: object) -> Record:
     state = State.fresh(NOW)._replace(id=r.family[::-1], family=r.family, user_id=r.user_id)
     record = new_record(state, dict(data), NOW)
-    return Record(version, record.state, None, int(NOW), record.data_json)
+    return Record(version, record.state, (), int(NOW), record.data_json)
 
 
 # ---------------------------------------------------------------- cluster

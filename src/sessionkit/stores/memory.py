@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..families import FamilyRef, Record, Stored
 from ..session import UserId
-from ._util import parse, parse_record, user_key
+from ._util import parse, parse_record, user_key, user_of_key
 
 __all__ = ["MemoryStore"]
 
@@ -58,8 +58,7 @@ class MemoryStore:
         """Return the stored state of ``ref``'s family, or None."""
         with self._lock:
             entry = self._live(ref, now)
-            text = None if entry is None else entry.text
-        return None if text is None else parse(text, ref.family)
+        return None if entry is None else parse(entry.text, ref.family, user_of_key(entry.user))
 
     def save(
         self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
@@ -109,7 +108,7 @@ class MemoryStore:
                 and entry.until > now
                 and entry.namespace in namespaces
             ]
-        found = [(family, parse_record(text, family)) for family, text in texts]
+        found = [(family, parse_record(text, family, user_id)) for family, text in texts]
         return [(family, record) for family, record in found if record is not None]
 
     # -- coroutine forms (no I/O: they call the blocking forms) ----------------------

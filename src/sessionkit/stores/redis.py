@@ -375,7 +375,7 @@ class RedisStore:
         scripts = self._sync()
         keys, kind = self._keys(ref)
         text = self._call(lambda: scripts.load(keys, [ref.family, _ms(now), kind]))
-        return None if text is None else parse(text, ref.family)
+        return None if text is None else parse(text, ref.family, ref.user_id)
 
     def save(
         self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
@@ -400,7 +400,7 @@ class RedisStore:
         scripts = self._sync()
         keys = self._user_keys(user_id, namespaces)
         flat = self._call(lambda: scripts.families(keys, [_ms(now)]))
-        return _records(flat)
+        return _records(flat, user_id)
 
     # -- coroutine forms -------------------------------------------------------------
 
@@ -411,7 +411,7 @@ class RedisStore:
         entry = await self._loop_client()
         keys, kind = self._keys(ref)
         text = await self._acall(lambda: entry.scripts.load(keys, [ref.family, _ms(now), kind]))
-        return None if text is None else parse(text, ref.family)
+        return None if text is None else parse(text, ref.family, ref.user_id)
 
     async def asave(
         self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
@@ -445,7 +445,8 @@ class RedisStore:
             return await asyncio.to_thread(self.families_of, user_id, namespaces, now)
         entry = await self._loop_client()
         keys = self._user_keys(user_id, namespaces)
-        return _records(await self._acall(lambda: entry.scripts.families(keys, [_ms(now)])))
+        flat = await self._acall(lambda: entry.scripts.families(keys, [_ms(now)]))
+        return _records(flat, user_id)
 
     # -- replication -----------------------------------------------------------------
 
@@ -627,12 +628,12 @@ def _is_cluster(client: Any) -> bool:
     return isinstance(client, (RedisCluster, AsyncRedisCluster))
 
 
-def _records(flat: Sequence[bytes] | None) -> list[tuple[str, Record]]:
+def _records(flat: Sequence[bytes] | None, user_id: UserId) -> list[tuple[str, Record]]:
     items = list(flat or ())
     out = []
     for i in range(0, len(items), 2):
         family = items[i].decode() if isinstance(items[i], bytes) else str(items[i])
-        record = parse_record(items[i + 1], family)
+        record = parse_record(items[i + 1], family, user_id)
         if record is not None:
             out.append((family, record))
     return out

@@ -29,7 +29,7 @@ from typing import NoReturn, TypeVar
 from ..errors import ConfigurationError
 from ..families import FamilyRef, Record, Stored
 from ..session import UserId
-from ._util import parse, parse_record, user_key
+from ._util import parse, parse_record, user_key, user_of_key
 from .base import StoreUnavailable
 
 __all__ = ["SQLiteStore"]
@@ -79,7 +79,10 @@ class _Statements:
     def __init__(self, count: int) -> None:
         ns = _marks(count)
         t = _TABLE
-        self.load = f"SELECT stored FROM {t} WHERE family = ? AND namespace IN ({ns}) AND until > ?"  # noqa: S608
+        self.load = (
+            f"SELECT stored, user_key FROM {t}"  # noqa: S608
+            f" WHERE family = ? AND namespace IN ({ns}) AND until > ?"
+        )
         self.update = (
             f"UPDATE {t} SET namespace = ?, user_key = ?, version = ?, live = ?, until = ?,"  # noqa: S608
             f" stored = ? WHERE family = ? AND namespace IN ({ns}) AND version = ? AND until > ?"
@@ -224,7 +227,7 @@ class SQLiteStore:
         # fetchall, not fetchone: it runs the statement to its end, so no read
         # transaction stays open on this connection.
         rows = conn.execute(sql, (ref.family, *ref.namespaces, now)).fetchall()
-        return parse(rows[0][0], ref.family) if rows else None
+        return parse(rows[0][0], ref.family, user_of_key(rows[0][1])) if rows else None
 
     def _save(
         self,
@@ -261,7 +264,7 @@ class SQLiteStore:
     ) -> list[tuple[str, Record]]:
         sql = self._sql(len(namespaces)).families
         rows = conn.execute(sql, (user_key(user_id), *namespaces, now)).fetchall()
-        found = [(family, parse_record(text, family)) for family, text in rows]
+        found = [(family, parse_record(text, family, user_id)) for family, text in rows]
         return [(family, record) for family, record in found if record is not None]
 
     # -- blocking forms --------------------------------------------------------------
