@@ -317,7 +317,8 @@ def _script_commands() -> frozenset[str]:
         redis_store._LOAD,
         redis_store._SAVE,
         redis_store._REVOKE_USER,
-        redis_store._FAMILIES,
+        redis_store._FORGET,
+        redis_store._READ,
     )
     return frozenset(
         name.lower() for s in scripts for name in re.findall(r"redis\.call\('([A-Za-z]+)'", s)
@@ -361,9 +362,6 @@ def _round_trips(
 #: Logged-in users (one browser each) created for the memory measurement.
 MEMORY_USERS = 200
 MEMORY_TARGET = 400.0
-#: Values longer than this (bytes; Redis's default is 64) turn a small hash from its compact
-#: listpack encoding into a hash table, and a record is longer.
-LISTPACK_SETTING = "hash-max-listpack-value"
 
 
 def _memory_app(data: dict[str, Any]) -> Any:
@@ -389,9 +387,7 @@ def _key_kind(key: str) -> str:
         return "anonymous family (string)"
     if key.endswith(":l"):
         return "user's live families (sorted set)"
-    if key.endswith(":t"):
-        return "user's ended families (sorted set)"
-    return "user's families (hash: family -> record)"
+    return "a user's family (string: its record)"
 
 
 class _Usage:
@@ -450,20 +446,16 @@ def redis_memory(stores: Stores, section: Section) -> None:
 
     assert stores.redis is not None
     data_bytes = len(json.dumps(core.SESSION_DATA).encode())
-    default_listpack = stores.redis.command("CONFIG", "GET", LISTPACK_SETTING).split()[-1]
     flows = [
-        ("login, no session data", {}, False, None),
-        (f"login, the {data_bytes}-byte session", core.SESSION_DATA, False, None),
-        ("anonymous session (a CSRF token), then login, no data", {}, True, None),
-        (f"login, no session data, server with {LISTPACK_SETTING} 1024", {}, False, "1024"),
+        ("login, no session data", {}, False),
+        (f"login, the {data_bytes}-byte session", core.SESSION_DATA, False),
+        ("anonymous session (a CSRF token), then login, no data", {}, True),
     ]
     rows = []
     notes = []
-    for label, data, anonymous_first, listpack in flows:
+    for label, data, anonymous_first in flows:
         store, db = stores.make("redis")
         client = redis_py.Redis.from_url(stores.redis.url(db))
-        if listpack is not None:
-            stores.redis.command("CONFIG", "SET", LISTPACK_SETTING, listpack)
         try:
             users = range(1000, 1000 + MEMORY_USERS)
             _login_all(store, data, users, anonymous_first=anonymous_first)
@@ -473,8 +465,6 @@ def redis_memory(stores: Stores, section: Section) -> None:
             second = _Usage(client)
         finally:
             client.close()
-            if listpack is not None:
-                stores.redis.command("CONFIG", "SET", LISTPACK_SETTING, default_listpack)
         per_session = first.total / MEMORY_USERS
         extra = (second.total - first.total) / MEMORY_USERS
         parts = ", ".join(
@@ -497,15 +487,14 @@ def redis_memory(stores: Stores, section: Section) -> None:
                 f"RedisStore: bytes per logged-in session ({label})",
                 Summary.of([per_session]),
                 "none",
-                Target(MEMORY_TARGET, unit=" B")
-                if not data and not anonymous_first and listpack is None
-                else None,
+                Target(MEMORY_TARGET, unit=" B") if not data and not anonymous_first else None,
                 detail=parts,
                 unit="B",
             )
         )
-    state = State.fresh(NOW)._replace(user_id=1000, auth_time=int(NOW), generation=1)
-    record = new_record(state, {}, NOW).dumps()
+    memory = MemoryStore()
+    _login_all(memory, {}, range(1), anonymous_first=False)
+    (record,) = (entry.text for entry in memory._entries.values())
     header = record.split(b"\n", 1)[0]
     notes.append(
         f"{MEMORY_USERS} users, each logged in from a new browser through the middleware; "
@@ -514,9 +503,8 @@ def redis_memory(stores: Stores, section: Section) -> None:
     )
     notes.append(
         f"a login-only record is {len(record)} bytes of text (its JSON header line "
-        f"{len(header)} bytes, then `{{}}`); family ids are 22 characters; this server's "
-        f"{LISTPACK_SETTING} is {default_listpack}: a hash holding a longer value is a hash "
-        "table, not a listpack"
+        f"{len(header)} bytes with the device label and the address, then `{{}}`); family "
+        "ids are 22 characters"
     )
     section.tables.append(
         Table(

@@ -71,7 +71,7 @@ LOGIN = "login"
 #: Second header field of a tombstone (a record has the session id there).
 _ENDED_MARK = 0
 #: The most ids a record accepts from before its current one (privilege changes in a row
-#: while each new id's response was lost).
+#: while each new id's response was lost): the last confirmed id and the newest others.
 MAX_PREVIOUS_IDS = 4
 #: A record's header fields, and the defaults of those a header may leave out at its end.
 _TAIL_DEFAULTS: tuple[Any, ...] = (*(None,) * 7, 0, None, None, None, None)
@@ -373,8 +373,10 @@ def plan(
     if intent.explicit_rotation and not confirmed_at:
         # A privilege change while the current id is unconfirmed (its response lost, or
         # still on its way): the new id replaces it at once, and until the new one is
-        # presented the browser may hold any of the ids it could have been sent.
-        previous_ids = (*previous_ids, winner.id)[-MAX_PREVIOUS_IDS:]
+        # presented the browser may hold any of the ids it could have been sent. When
+        # there are too many, the last confirmed one (the first) and the newest stay.
+        kept = (*previous_ids[1:], winner.id)[1 - MAX_PREVIOUS_IDS :]
+        previous_ids = (*previous_ids[:1], *kept)
         state = state._replace(id=new_session_id(), rotated_at=stamp)
     elif intent.explicit_rotation or due:
         previous_ids, confirmed_at = (winner.id,), 0

@@ -52,7 +52,7 @@ def filler_sessions(store: RedisStore, kit: SessionKit, count: int, start: int) 
         state = State.fresh(now)._replace(
             id=new_session_id(), family=ref.family, user_id=ref.user_id
         )
-        record = new_record(state, {"cart": ["item"] * 8}, now)
+        record = new_record(state, {"cart": ["item"] * 40}, now)
         stored = Record(1, record.state, (), int(now), record.data_json)
         store.save(ref, None, stored, now + 3600, now)
 

@@ -261,6 +261,17 @@ def test_a_slow_response_that_lands_after_a_privilege_change_is_no_replay(
     assert reasons(events) == ["replayed_id"]
 
 
+def test_privilege_changes_whose_responses_are_all_lost_never_log_the_browser_out(
+    kit: SessionKit, events: list[SecurityEvent]
+) -> None:
+    browser = logged_in(kit)
+    for level in range(6):
+        browser.start().run(lambda s, level=level: (s.rotate(), s.update(level=level))).lose()
+    assert browser.request(read("level")).result == 5
+    assert browser.user() == "alice"
+    assert reasons(events) == []
+
+
 class Contended(MemoryStore):
     """A MemoryStore where, ``rivals`` times, another request writes the family just
     between a request's load and its conditional save (as a busy browser's tabs do)."""

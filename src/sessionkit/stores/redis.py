@@ -3,15 +3,14 @@
 Keys (``P`` is ``prefix`` + a namespace + ``:``; the namespace is derived per application
 from its key ring, see :class:`~sessionkit.families.FamilyRef`):
 
-``P{u:<user>}``
-    a hash of every family of one user: family id -> stored text (record or tombstone);
 ``P{u:<user>}:l``
-    a sorted set of that user's live families, scored by when each may be forgotten (ms):
+    a sorted set of one user's live families, scored by when each may be forgotten (ms):
     the authority for "is this family alive". A family missing here is logged out,
-    whatever the hash still holds, so an evicted or lost key can only log people out,
-    never keep them in;
-``P{u:<user>}:t``
-    the same for tombstones of ended families;
+    whatever its record says, so an evicted or lost key can only log people out, never
+    keep them in;
+``P{u:<user>}:<family>``
+    the stored text of one of that user's families (record or tombstone), a string with
+    the family's time to live;
 ``P{a:<family>}``
     the stored text of an anonymous family (a string with a time to live).
 
@@ -23,8 +22,10 @@ Times to live are measured on the caller's clock, whatever the server's clock sa
 
 Loads and saves look in every namespace of the key ring and write in the newest, so
 after a key rotation records move to the new namespace as they are written.
-:meth:`RedisStore.revoke_user` unlinks a user's keys: one command whatever the number of
-sessions (Redis frees large values in a background thread).
+:meth:`RedisStore.revoke_user` renames the user's live sets in one script, whatever the
+number of sessions: from then on none of them is alive. It then removes the revoked
+families' records in chunks of :data:`_CHUNK`, so no single command runs long (records
+an outage leaves behind are dead, and expire).
 
 **Replication.** Redis replicates asynchronously: a revocation acknowledged by the master
 alone can be lost in a failover, and the revoked cookie would work again. So after every
@@ -49,11 +50,13 @@ import base64
 import contextlib
 import hashlib
 import math
+import secrets
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -87,44 +90,47 @@ DEFAULT_MAX_CONNECTIONS = 64
 _REPLICA_CHECK_EVERY = 30.0
 #: Expired families forgotten per save, so a user's keys never grow without bound.
 _TRIM = 16
+#: Families whose keys one command of :meth:`RedisStore.revoke_user` removes, and whose
+#: records one command of :meth:`RedisStore.families_of` reads.
+_CHUNK = 500
+#: How a tombstone's text starts (a record has the session id in its second field).
+_ENDED_PATTERN = "^%[%d+,0,"
 _ERRORS = (RedisError, RedisClusterException, OSError)
 
-# KEYS: per namespace, newest first: hash, live set, tombstone set (user); or the string
-# (anonymous). ARGV: family, now (ms), 'u' or 'a'.
+# KEYS: per namespace, newest first: the family's key, then (a user's family) the user's
+# live set. ARGV: family, now (ms), 'u' or 'a'. A user's record counts only while the live
+# set holds its family with a score in the future; a tombstone stands on its own.
 _LOAD = """
 local fam, now = ARGV[1], tonumber(ARGV[2])
-if ARGV[3] == 'u' then
-  for i = 1, #KEYS, 3 do
-    local s = redis.call('ZSCORE', KEYS[i+1], fam) or redis.call('ZSCORE', KEYS[i+2], fam)
-    if s and tonumber(s) > now then
-      local v = redis.call('HGET', KEYS[i], fam)
-      if v then return v end
-    end
-  end
-else
-  for i = 1, #KEYS do
-    local v = redis.call('GET', KEYS[i])
-    if v then return v end
+local step = ARGV[3] == 'u' and 2 or 1
+for i = 1, #KEYS, step do
+  local v = redis.call('GET', KEYS[i])
+  if v then
+    if step == 1 or string.match(v, ENDED) then return v end
+    local s = redis.call('ZSCORE', KEYS[i+1], fam)
+    if s and tonumber(s) > now then return v end
+    return false
   end
 end
 return false
-"""
+""".replace("ENDED", repr(_ENDED_PATTERN))
 
 # KEYS as for _LOAD. ARGV: family, now (ms), 'u' or 'a', expected version ('' for none),
 # text, until (ms), '1' live or '0' tombstone.
 _SAVE = """
 local fam, now, user = ARGV[1], tonumber(ARGV[2]), ARGV[3] == 'u'
 local expected, text, untl, live = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1'
-local step = user and 3 or 1
+local step = user and 2 or 1
 local cur = nil
 for i = 1, #KEYS, step do
-  if user then
-    local s = redis.call('ZSCORE', KEYS[i+1], fam) or redis.call('ZSCORE', KEYS[i+2], fam)
-    if s and tonumber(s) > now then cur = redis.call('HGET', KEYS[i], fam) end
-  else
-    cur = redis.call('GET', KEYS[i])
+  cur = redis.call('GET', KEYS[i])
+  if cur then
+    if user and not string.match(cur, ENDED) then
+      local s = redis.call('ZSCORE', KEYS[i+1], fam)
+      if not (s and tonumber(s) > now) then cur = nil end
+    end
+    break
   end
-  if cur then break end
 end
 if expected == '' then
   if cur then return 0 end
@@ -132,62 +138,45 @@ elseif not cur or string.match(cur, '^%[(%d+),') ~= expected then
   return 0
 end
 for i = 1, #KEYS, step do
-  if user then
-    redis.call('HDEL', KEYS[i], fam)
-    redis.call('ZREM', KEYS[i+1], fam)
-    redis.call('ZREM', KEYS[i+2], fam)
-  else
-    redis.call('DEL', KEYS[i])
-  end
+  redis.call('DEL', KEYS[i])
+  if user then redis.call('ZREM', KEYS[i+1], fam) end
 end
 if untl <= now then return 1 end
-if not user then
-  redis.call('SET', KEYS[1], text, 'PX', math.ceil(untl - now))
-  return 1
-end
-redis.call('HSET', KEYS[1], fam, text)
-redis.call('ZADD', live and KEYS[2] or KEYS[3], untl, fam)
-local last = untl
-for j = 2, 3 do
-  local old = redis.call('ZRANGEBYSCORE', KEYS[j], '-inf', now, 'LIMIT', 0, TRIM)
-  if #old > 0 then
-    redis.call('HDEL', KEYS[1], unpack(old))
-    redis.call('ZREM', KEYS[j], unpack(old))
-  end
-  local top = redis.call('ZRANGE', KEYS[j], -1, -1, 'WITHSCORES')
-  if top[2] and tonumber(top[2]) > last then last = tonumber(top[2]) end
-end
-for j = 1, 3 do redis.call('PEXPIRE', KEYS[j], math.ceil(last - now)) end
+redis.call('SET', KEYS[1], text, 'PX', math.ceil(untl - now))
+if not user or not live then return 1 end
+redis.call('ZADD', KEYS[2], untl, fam)
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, TRIM)
+if #old > 0 then redis.call('ZREM', KEYS[2], unpack(old)) end
+local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', KEYS[2], math.ceil(tonumber(top[2]) - now))
 return 1
-""".replace("TRIM", str(_TRIM))
+""".replace("TRIM", str(_TRIM)).replace("ENDED", repr(_ENDED_PATTERN))
 
-# KEYS: per namespace: hash, live set, tombstone set. ARGV: now (ms).
+# KEYS: per namespace, the user's live set, then the name it is renamed to. ARGV: now (ms).
+# Returns how many families were live. Renaming is one step whatever the number of
+# families: none of them is live any more once it is done.
 _REVOKE_USER = """
 local n = 0
-for i = 1, #KEYS, 3 do
-  n = n + redis.call('ZCOUNT', KEYS[i+1], '(' .. ARGV[1], '+inf')
-  redis.call('UNLINK', KEYS[i], KEYS[i+1], KEYS[i+2])
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    n = n + redis.call('ZCOUNT', KEYS[i], '(' .. ARGV[1], '+inf')
+    redis.call('RENAME', KEYS[i], KEYS[i+1])
+  end
 end
 return n
 """
 
-# KEYS: per namespace: hash, live set, tombstone set. ARGV: now (ms).
-# Returns family, text, family, text, ...
-_FAMILIES = """
+# KEYS: a revoked live set, then the keys of some of its families. ARGV: those families.
+_FORGET = """
+redis.call('ZREM', KEYS[1], unpack(ARGV))
+redis.call('UNLINK', unpack(KEYS, 2))
+return redis.call('ZCARD', KEYS[1])
+"""
+
+# KEYS: some families' keys. Returns their texts (nil for a missing one).
+_READ = """
 local out = {}
-for i = 1, #KEYS, 3 do
-  local fams = redis.call('ZRANGEBYSCORE', KEYS[i+1], '(' .. ARGV[1], '+inf')
-  for j = 1, #fams, 500 do
-    local chunk = {unpack(fams, j, math.min(j + 499, #fams))}
-    local vals = redis.call('HMGET', KEYS[i], unpack(chunk))
-    for k, f in ipairs(chunk) do
-      if vals[k] then
-        out[#out + 1] = f
-        out[#out + 1] = vals[k]
-      end
-    end
-  end
-end
+for i = 1, #KEYS do out[i] = redis.call('GET', KEYS[i]) or false end
 return out
 """
 
@@ -208,7 +197,8 @@ class _Scripts:
     load: Any
     save: Any
     revoke_user: Any
-    families: Any
+    forget: Any
+    read: Any
 
     @classmethod
     def on(cls, client: Any) -> _Scripts:
@@ -216,7 +206,8 @@ class _Scripts:
             client.register_script(_LOAD),
             client.register_script(_SAVE),
             client.register_script(_REVOKE_USER),
-            client.register_script(_FAMILIES),
+            client.register_script(_FORGET),
+            client.register_script(_READ),
         )
 
 
@@ -350,15 +341,14 @@ class RedisStore:
     def _keys(self, ref: FamilyRef) -> tuple[list[str], str]:
         if ref.user_id is None:
             return [f"{self._prefix}{ns}:{{a:{ref.family}}}" for ns in ref.namespaces], "a"
-        return self._user_keys(ref.user_id, ref.namespaces), "u"
-
-    def _user_keys(self, user_id: UserId, namespaces: Sequence[str]) -> list[str]:
-        tag = _user_tag(user_id)
         keys = []
-        for ns in namespaces:
-            base = f"{self._prefix}{ns}:{{u:{tag}}}"
-            keys += [base, f"{base}:l", f"{base}:t"]
-        return keys
+        for live in self._live_sets(ref.user_id, ref.namespaces):
+            keys += [_family_key(live, ref.family), live]
+        return keys, "u"
+
+    def _live_sets(self, user_id: UserId, namespaces: Sequence[str]) -> list[str]:
+        tag = _user_tag(user_id)
+        return [f"{self._prefix}{ns}:{{u:{tag}}}:l" for ns in namespaces]
 
     def _save_args(
         self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
@@ -390,17 +380,29 @@ class RedisStore:
     def revoke_user(self, user_id: UserId, namespaces: tuple[str, ...], now: float) -> int:
         """End every family bound to ``user_id``; return how many were live."""
         scripts = self._sync()
-        keys = self._user_keys(user_id, namespaces)
-        return int(self._replicated(lambda client: scripts.revoke_user(keys, [_ms(now)], client)))
+        keys = _revoking(self._live_sets(user_id, namespaces))
+        ended = int(self._replicated(lambda c: scripts.revoke_user(keys, [_ms(now)], c)))
+        with _left_to_expire():
+            for revoked in keys[1::2]:
+                while families := self._call(partial(self._client.zrange, revoked, 0, _CHUNK - 1)):
+                    gone = [_family_key(revoked, _text(f)) for f in families]
+                    self._call(partial(scripts.forget, [revoked, *gone], families))
+        return ended
 
     def families_of(
         self, user_id: UserId, namespaces: tuple[str, ...], now: float
     ) -> list[tuple[str, Record]]:
         """The live families bound to ``user_id``, with their records."""
         scripts = self._sync()
-        keys = self._user_keys(user_id, namespaces)
-        flat = self._call(lambda: scripts.families(keys, [_ms(now)]))
-        return _records(flat, user_id)
+        found: list[tuple[str, bytes | None]] = []
+        for live in self._live_sets(user_id, namespaces):
+            names = self._call(partial(self._client.zrangebyscore, live, f"({_ms(now)}", "+inf"))
+            families = [_text(name) for name in names]
+            for i in range(0, len(families), _CHUNK):
+                chunk = families[i : i + _CHUNK]
+                keys = [_family_key(live, f) for f in chunk]
+                found += zip(chunk, self._call(partial(scripts.read, keys)), strict=True)
+        return _records(found, user_id)
 
     # -- coroutine forms -------------------------------------------------------------
 
@@ -431,10 +433,14 @@ class RedisStore:
         if self._async_missing():
             return await asyncio.to_thread(self.revoke_user, user_id, namespaces, now)
         entry = await self._loop_client()
-        keys = self._user_keys(user_id, namespaces)
-        ended = await self._areplicated(
-            entry, lambda c: entry.scripts.revoke_user(keys, [_ms(now)], c)
-        )
+        client, scripts = entry.client, entry.scripts
+        keys = _revoking(self._live_sets(user_id, namespaces))
+        ended = await self._areplicated(entry, lambda c: scripts.revoke_user(keys, [_ms(now)], c))
+        with _left_to_expire():
+            for revoked in keys[1::2]:
+                while families := await self._acall(partial(client.zrange, revoked, 0, _CHUNK - 1)):
+                    gone = [_family_key(revoked, _text(f)) for f in families]
+                    await self._acall(partial(scripts.forget, [revoked, *gone], families))
         return int(ended)
 
     async def afamilies_of(
@@ -444,9 +450,16 @@ class RedisStore:
         if self._async_missing():
             return await asyncio.to_thread(self.families_of, user_id, namespaces, now)
         entry = await self._loop_client()
-        keys = self._user_keys(user_id, namespaces)
-        flat = await self._acall(lambda: entry.scripts.families(keys, [_ms(now)]))
-        return _records(flat, user_id)
+        client, scripts = entry.client, entry.scripts
+        found: list[tuple[str, bytes | None]] = []
+        for live in self._live_sets(user_id, namespaces):
+            names = await self._acall(partial(client.zrangebyscore, live, f"({_ms(now)}", "+inf"))
+            families = [_text(name) for name in names]
+            for i in range(0, len(families), _CHUNK):
+                chunk = families[i : i + _CHUNK]
+                keys = [_family_key(live, f) for f in chunk]
+                found += zip(chunk, await self._acall(partial(scripts.read, keys)), strict=True)
+        return _records(found, user_id)
 
     # -- replication -----------------------------------------------------------------
 
@@ -628,12 +641,38 @@ def _is_cluster(client: Any) -> bool:
     return isinstance(client, (RedisCluster, AsyncRedisCluster))
 
 
-def _records(flat: Sequence[bytes] | None, user_id: UserId) -> list[tuple[str, Record]]:
-    items = list(flat or ())
+@contextlib.contextmanager
+def _left_to_expire() -> Iterator[None]:
+    """Removing a revoked user's records after the revocation stood: an outage there loses
+    nothing (the records are dead, and expire), so it is logged, not raised."""
+    try:
+        yield
+    except StoreUnavailable as exc:
+        LOGGER.warning("revoked sessions' records are left to expire: %s", exc)
+
+
+def _family_key(live_set: str, family: str) -> str:
+    """The key of a user's family: the live set's name (or a revoked one's) up to its
+    last ``:``, then the family id."""
+    return f"{live_set[: live_set.index('}:') + 2]}{family}"
+
+
+def _revoking(live_sets: list[str]) -> list[str]:
+    """Each live set followed by the new name :data:`_REVOKE_USER` gives it."""
+    mark = secrets.token_urlsafe(6)
+    return [key for live in live_sets for key in (live, f"{live}:{mark}")]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _records(
+    found: Sequence[tuple[str, bytes | None]], user_id: UserId
+) -> list[tuple[str, Record]]:
     out = []
-    for i in range(0, len(items), 2):
-        family = items[i].decode() if isinstance(items[i], bytes) else str(items[i])
-        record = parse_record(items[i + 1], family, user_id)
+    for family, text in found:
+        record = None if text is None else parse_record(text, family, user_id)
         if record is not None:
             out.append((family, record))
     return out
