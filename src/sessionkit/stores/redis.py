@@ -92,7 +92,7 @@ _REPLICA_CHECK_EVERY = 30.0
 _TRIM = 16
 #: Families whose keys one command of :meth:`RedisStore.revoke_user` removes, and whose
 #: records one command of :meth:`RedisStore.families_of` reads.
-_CHUNK = 500
+_CHUNK = 100
 #: How a tombstone's text starts (a record has the session id in its second field).
 _ENDED_PATTERN = "^%[%d+,0,"
 _ERRORS = (RedisError, RedisClusterException, OSError)
