@@ -886,9 +886,44 @@ async def test_starlette_keyword_names(key: str) -> None:
         "path": "/",
         "secure": None,
         "httponly": None,
-        "samesite": "Strict",
+        "samesite": "strict",
     }
     assert read_back.json()["session"] == {"user": "alice"}
+
+
+async def test_starlette_keyword_names_spell_the_attributes_as_starlette(key: str) -> None:
+    # Starlette's SessionMiddleware writes "path=/; Max-Age=...; httponly; samesite=lax",
+    # and applications' tests compare that text; attribute names are case-insensitive
+    # (RFC 6265 section 5.2), so browsers read it as the standard spelling.
+    app = build_app(secret_key=key, session_cookie="s", domain="example.com", partitioned=True)
+    async with Browser(app) as browser:
+        written = await browser.post("/write", json={"user": "alice"})
+        ended = await browser.post("/logout")
+    [sent] = [v for v in written.headers.get_list("set-cookie") if v.startswith("s=")]
+    value = sent.split(";", 1)[0].removeprefix("s=")
+    assert sent == (
+        f"s={value}; path=/; Max-Age=1800; httponly; samesite=lax; secure; "
+        "domain=example.com; partitioned"
+    )
+    assert set_cookies(written)[VISITOR][1] == {
+        "max-age": str(365 * 24 * 3600),
+        "path": "/",
+        "httponly": None,
+        "samesite": "lax",
+        "secure": None,
+    }
+    [deleted] = [v for v in ended.headers.get_list("set-cookie") if v.startswith("s=;")]
+    assert deleted == (
+        "s=; path=/; Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly; "
+        "samesite=lax; secure; domain=example.com; partitioned"
+    )
+
+
+async def test_a_kit_keeps_the_standard_spelling(make_kit: KitFactory) -> None:
+    async with Browser(build_app(make_kit())) as browser:
+        written = await browser.post("/write", json={"user": "alice"})
+    [sent] = [v for v in written.headers.get_list("set-cookie") if v.startswith(f"{SESSION}=")]
+    assert sent.split("; ", 1)[1] == "Max-Age=1800; Path=/; Secure; HttpOnly; SameSite=Lax"
 
 
 def test_starlette_max_age_is_the_idle_timeout(key: str) -> None:
