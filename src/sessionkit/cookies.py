@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Literal
 
 from .errors import ConfigurationError
@@ -176,15 +177,22 @@ class CookieSpec:
         object.__setattr__(self, "_suffix", "; ".join(parts))
         object.__setattr__(self, "_expired", f"Max-Age=0; {expires}={_EPOCH}")
 
-    def set(self, value: str, max_age: int | None) -> str:
+    def set(self, value: str, max_age: int | None, now: float | None = None) -> str:
         """Return a ``Set-Cookie`` value storing ``value`` for ``max_age`` seconds.
 
         ``max_age=None`` makes a browser-session cookie. ``value`` must already be
-        cookie-safe (our tokens are base64url).
+        cookie-safe (our tokens are base64url). With ``now`` (seconds since the epoch),
+        the standard spelling also writes ``Expires``, the same moment as a date, as
+        Werkzeug and Django do: browsers obey ``Max-Age`` over it (RFC 6265 section
+        5.3), and clients that know only ``Expires`` keep the cookie as long. Starlette
+        writes no ``Expires``, and neither does its spelling.
         """
         if max_age is None:
             return f"{self.name}={value}{self._head}; {self._suffix}"
-        return f"{self.name}={value}{self._head}; Max-Age={max_age}; {self._suffix}"
+        if now is None or self.spelling == "starlette":
+            return f"{self.name}={value}{self._head}; Max-Age={max_age}; {self._suffix}"
+        expires = formatdate(now + max_age, usegmt=True)
+        return f"{self.name}={value}; Max-Age={max_age}; Expires={expires}; {self._suffix}"
 
     def delete(self) -> str:
         """Return a ``Set-Cookie`` value that makes the browser drop this cookie now."""

@@ -15,6 +15,7 @@ import datetime
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
+from email.utils import formatdate
 from typing import Any
 
 import httpx
@@ -270,12 +271,13 @@ async def test_request_session_round_trip_with_cookie_jar(make_kit: KitFactory) 
     assert third.json()["session"] == {"cart": [1, 2], "name": "Zoë"}
 
 
-async def test_session_cookie_attributes(make_kit: KitFactory) -> None:
+async def test_session_cookie_attributes(make_kit: KitFactory, clock: Any) -> None:
     async with Browser(build_app(make_kit())) as browser:
         response = await browser.post("/write", json={"user": "alice"})
     value, attrs = set_cookies(response)[SESSION]
     assert attrs == {
         "max-age": str(IDLE),
+        "expires": formatdate(clock() + IDLE, usegmt=True),
         "path": "/",
         "secure": None,
         "httponly": None,
@@ -667,12 +669,13 @@ async def test_unchanged_session_is_touched_at_most_once_per_interval(
 # --------------------------------------------------------------------------- visitor cookie
 
 
-async def test_visitor_cookie_is_set_once_and_stable(make_kit: KitFactory) -> None:
+async def test_visitor_cookie_is_set_once_and_stable(make_kit: KitFactory, clock: Any) -> None:
     async with Browser(build_app(make_kit())) as browser:
         first = await browser.get("/read")
         value, attrs = set_cookies(first)[VISITOR]
         assert attrs == {
             "max-age": str(VISITOR_MAX_AGE),
+            "expires": formatdate(clock() + VISITOR_MAX_AGE, usegmt=True),
             "path": "/",
             "secure": None,
             "httponly": None,
@@ -919,11 +922,14 @@ async def test_starlette_keyword_names_spell_the_attributes_as_starlette(key: st
     )
 
 
-async def test_a_kit_keeps_the_standard_spelling(make_kit: KitFactory) -> None:
+async def test_a_kit_keeps_the_standard_spelling(make_kit: KitFactory, clock: Any) -> None:
     async with Browser(build_app(make_kit())) as browser:
         written = await browser.post("/write", json={"user": "alice"})
     [sent] = [v for v in written.headers.get_list("set-cookie") if v.startswith(f"{SESSION}=")]
-    assert sent.split("; ", 1)[1] == "Max-Age=1800; Path=/; Secure; HttpOnly; SameSite=Lax"
+    expires = formatdate(clock() + 1800, usegmt=True)
+    assert sent.split("; ", 1)[1] == (
+        f"Max-Age=1800; Expires={expires}; Path=/; Secure; HttpOnly; SameSite=Lax"
+    )
 
 
 def test_starlette_max_age_is_the_idle_timeout(key: str) -> None:

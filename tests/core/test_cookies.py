@@ -145,6 +145,19 @@ def test_partitioned_adds_the_chips_attribute() -> None:
     assert "keep secure=True" in str(caught.value)
 
 
+def test_expires_is_written_with_max_age_when_the_time_is_given() -> None:
+    spec = CookieSpec("__Host-session")
+    assert spec.set("abc", 60, 1_800_000_000.5) == (
+        "__Host-session=abc; Max-Age=60; Expires=Fri, 15 Jan 2027 08:01:00 GMT; Path=/; "
+        "Secure; HttpOnly; SameSite=Lax"
+    )
+    # A browser-session cookie has neither; Starlette writes no Expires, nor its spelling.
+    assert spec.set("abc", None, 1_800_000_000) == spec.set("abc", None)
+    starlette = CookieSpec("s", spelling="starlette")
+    assert starlette.set("v", 60, 1_800_000_000) == starlette.set("v", 60)
+    assert "expires" not in starlette.set("v", 60, 1_800_000_000).lower()
+
+
 def test_starlette_spelling_writes_the_attributes_as_starlette_does() -> None:
     spec = CookieSpec(
         "s", domain="example.org", same_site="none", partitioned=True, spelling="starlette"
