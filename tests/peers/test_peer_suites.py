@@ -41,8 +41,9 @@ MIN_PASSED = {"starlette": 12, "flask": 19, "django": 64}
 #: version was installed) and the selection and the document need a look.
 EXPECTED_TOTAL = {"starlette": 15, "flask": 26, "django": 77}
 
-#: Flask's session tests: every test of its test files whose name says ``session`` or
-#: ``flash`` (flashed messages live in the session), the files fetch.py unpacks.
+#: Flask's session tests: every test of Flask's test suite whose name says ``session`` or
+#: ``flash`` (flashed messages live in the session); fetch.py unpacks the files that hold
+#: them.
 FLASK_TESTS = (
     "test_basic.py::test_session_accessed",
     "test_basic.py::test_session_path",
