@@ -96,7 +96,8 @@ class CookieSpec:
     same_site: SameSite = "lax"
     partitioned: bool = False
     spelling: Spelling = "standard"
-    #: Attributes written before ``Max-Age`` (Starlette's ``path=``) and after it.
+    # The header text, made once: what comes before Max-Age (Starlette's "; path=/"),
+    # the attributes after it, and the Max-Age and Expires of a deletion.
     _head: str = field(init=False, repr=False, compare=False)
     _suffix: str = field(init=False, repr=False, compare=False)
     _expired: str = field(init=False, repr=False, compare=False)
