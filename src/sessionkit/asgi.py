@@ -100,7 +100,10 @@ def _from_starlette_names(
     partitioned: Any,
     insecure_development: bool,
 ) -> SessionKit:
-    settings: dict[str, Any] = {"insecure_development": insecure_development}
+    settings: dict[str, Any] = {
+        "insecure_development": insecure_development,
+        "cookie_spelling": "starlette",
+    }
     if session_cookie is not _UNSET:
         settings["session_cookie"] = session_cookie
     if max_age is None:
@@ -131,7 +134,10 @@ class SessionMiddleware:
     second positional argument), ``session_cookie``, ``max_age`` (the idle timeout;
     ``None`` for a browser-session cookie), ``path``, ``same_site``, ``https_only`` and
     ``domain`` and ``partitioned`` (CHIPS); plus ``insecure_development=True`` to allow
-    ``https_only=False``. ``csrf_exempt`` is a callable from the scope to whether its
+    ``https_only=False``. Built from those names, it writes its cookies' attributes as
+    Starlette does (``path=/; Max-Age=...; httponly; samesite=lax``; see
+    :data:`sessionkit.cookies.Spelling`), so tests that compare Starlette's header text
+    keep passing. ``csrf_exempt`` is a callable from the scope to whether its
     route is exempt from the forgery checks
     (:func:`sessionkit.integrations.starlette.route_exempt` reads the ``@csrf_exempt``
     marks of Starlette and FastAPI routes).

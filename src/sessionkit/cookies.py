@@ -14,16 +14,25 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Literal
 
 from .errors import ConfigurationError
 
-__all__ = ["MAX_COOKIE_BYTES", "CookieSpec", "SameSite", "pick_cookies"]
+__all__ = ["MAX_COOKIE_BYTES", "SPELLINGS", "CookieSpec", "SameSite", "Spelling", "pick_cookies"]
 
 #: Browsers store a cookie only when its name and value together fit in this many bytes.
 MAX_COOKIE_BYTES = 4096
 
 SameSite = Literal["lax", "strict", "none"]
+#: How ``Set-Cookie`` attributes are written: ``"standard"`` (``Max-Age=60; Path=/;
+#: Secure; HttpOnly; SameSite=Lax``, the names as RFC 6265 writes them) or
+#: ``"starlette"`` (``path=/; Max-Age=60; httponly; samesite=lax; secure``, as Starlette's
+#: ``SessionMiddleware`` writes them). Attribute names and the ``SameSite`` value are
+#: case-insensitive (RFC 6265 section 5.2), so browsers read both alike; the spelling
+#: matters to tests that compare header text.
+Spelling = Literal["standard", "starlette"]
+SPELLINGS: tuple[Spelling, ...] = ("standard", "starlette")
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]+")
@@ -75,7 +84,8 @@ class CookieSpec:
     ``partitioned=True`` adds the ``Partitioned`` attribute (CHIPS: a third-party cookie
     kept in a separate jar per top-level site), which also needs ``Secure``. A Path or
     Domain holding a control character (CR, LF, NUL, ...), ``;`` or non-ASCII text is
-    refused, so no setting can add a header or an attribute.
+    refused, so no setting can add a header or an attribute. ``spelling`` chooses how
+    the attributes are written (see :data:`Spelling`); it changes no attribute.
     """
 
     name: str
@@ -85,7 +95,12 @@ class CookieSpec:
     http_only: bool = True
     same_site: SameSite = "lax"
     partitioned: bool = False
+    spelling: Spelling = "standard"
+    # The header text, made once: what comes before Max-Age (Starlette's "; path=/"),
+    # the attributes after it, and the Max-Age and Expires of a deletion.
+    _head: str = field(init=False, repr=False, compare=False)
     _suffix: str = field(init=False, repr=False, compare=False)
+    _expired: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _TOKEN.fullmatch(self.name):
@@ -96,6 +111,10 @@ class CookieSpec:
                 f"same_site={self.same_site!r} is not one of 'lax', 'strict', 'none'"
             )
         object.__setattr__(self, "same_site", same_site)
+        if self.spelling not in SPELLINGS:
+            raise ConfigurationError(
+                f"cookie spelling {self.spelling!r} is not one of {', '.join(map(repr, SPELLINGS))}"
+            )
         if not self.path.startswith("/") or not _ATTRIBUTE_VALUE.fullmatch(self.path):
             raise ConfigurationError(
                 f"cookie path {self.path!r} must start with '/' and hold only printable ASCII "
@@ -131,31 +150,54 @@ class CookieSpec:
                 f"cookie {self.name!r} is Partitioned but not Secure, which browsers refuse: "
                 "keep secure=True, or drop partitioned=True"
             )
-        parts = [f"Path={self.path}"]
-        if self.domain is not None:
-            parts.append(f"Domain={self.domain}")
-        if self.secure:
-            parts.append("Secure")
-        if self.http_only:
-            parts.append("HttpOnly")
-        parts.append(f"SameSite={same_site.capitalize()}")
-        if self.partitioned:
-            parts.append("Partitioned")
+        if self.spelling == "starlette":
+            head = f"; path={self.path}"
+            parts = ["httponly"] if self.http_only else []
+            parts.append(f"samesite={same_site}")
+            if self.secure:
+                parts.append("secure")
+            if self.domain is not None:
+                parts.append(f"domain={self.domain}")
+            if self.partitioned:
+                parts.append("partitioned")
+            expires = "expires"
+        else:
+            head = ""
+            parts = [f"Path={self.path}"]
+            if self.domain is not None:
+                parts.append(f"Domain={self.domain}")
+            if self.secure:
+                parts.append("Secure")
+            if self.http_only:
+                parts.append("HttpOnly")
+            parts.append(f"SameSite={same_site.capitalize()}")
+            if self.partitioned:
+                parts.append("Partitioned")
+            expires = "Expires"
+        object.__setattr__(self, "_head", head)
         object.__setattr__(self, "_suffix", "; ".join(parts))
+        object.__setattr__(self, "_expired", f"Max-Age=0; {expires}={_EPOCH}")
 
-    def set(self, value: str, max_age: int | None) -> str:
+    def set(self, value: str, max_age: int | None, now: float | None = None) -> str:
         """Return a ``Set-Cookie`` value storing ``value`` for ``max_age`` seconds.
 
         ``max_age=None`` makes a browser-session cookie. ``value`` must already be
-        cookie-safe (our tokens are base64url).
+        cookie-safe (our tokens are base64url). With ``now`` (seconds since the epoch),
+        the standard spelling also writes ``Expires``, the same moment as a date, as
+        Werkzeug and Django do: browsers obey ``Max-Age`` over it (RFC 6265 section
+        5.3), and clients that know only ``Expires`` keep the cookie as long. Starlette
+        writes no ``Expires``, and neither does its spelling.
         """
         if max_age is None:
-            return f"{self.name}={value}; {self._suffix}"
-        return f"{self.name}={value}; Max-Age={max_age}; {self._suffix}"
+            return f"{self.name}={value}{self._head}; {self._suffix}"
+        if now is None or self.spelling == "starlette":
+            return f"{self.name}={value}{self._head}; Max-Age={max_age}; {self._suffix}"
+        expires = formatdate(now + max_age, usegmt=True)
+        return f"{self.name}={value}; Max-Age={max_age}; Expires={expires}; {self._suffix}"
 
     def delete(self) -> str:
         """Return a ``Set-Cookie`` value that makes the browser drop this cookie now."""
-        return f"{self.name}=; Max-Age=0; Expires={_EPOCH}; {self._suffix}"
+        return f"{self.name}={self._head}; {self._expired}; {self._suffix}"
 
     def size(self, value: str) -> int:
         """Bytes of name and value, the part browsers count against the 4096 limit."""

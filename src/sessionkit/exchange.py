@@ -658,7 +658,7 @@ class Exchange:
         if size > kit.max_cookie_bytes:
             raise SessionTooLarge(size, kit.max_cookie_bytes)
         max_age = kit.timeouts.max_age(state.lifetime, state.created_at, state.last_seen, self._now)
-        out.append(kit.session_spec.set(value, max_age))
+        out.append(kit.session_spec.set(value, max_age, self._now))
         self._issued = True
 
     def _note_lifecycle(self) -> None:
@@ -712,9 +712,9 @@ class Exchange:
                 out.append(vspec.delete())
             elif self._visitor_set and self._visitor is not None:
                 value = kit.visitors.sign(self._visitor, vspec.name)
-                out.append(vspec.set(value, kit.visitor_max_age))
+                out.append(vspec.set(value, kit.visitor_max_age, self._now))
             if self._opt_out_set:
-                out.append(kit.opt_out_spec.set("1", kit.visitor_max_age))
+                out.append(kit.opt_out_spec.set("1", kit.visitor_max_age, self._now))
             elif self._opt_out_delete:
                 out.append(kit.opt_out_spec.delete())
         return out

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from .cookies import MAX_COOKIE_BYTES, CookieSpec, SameSite, pick_cookies
+from .cookies import MAX_COOKIE_BYTES, CookieSpec, SameSite, Spelling, pick_cookies
 from .devices import (
     DEFAULT_REAUTH_PATH,
     ENDED,
@@ -147,6 +147,7 @@ class SessionKit:
         http_only: bool = True,
         same_site: SameSite = "lax",
         partitioned: bool = False,
+        cookie_spelling: Spelling = "standard",
         idle_timeout: int = DEFAULT_IDLE_TIMEOUT,
         absolute_timeout: int = DEFAULT_ABSOLUTE_TIMEOUT,
         max_lifetime: int = DEFAULT_MAX_LIFETIME,
@@ -183,6 +184,9 @@ class SessionKit:
         ``secret_keys`` lists keys newest first; only the first seals. ``visitor_cookie=None``
         turns the visitor cookie off. ``insecure_development=True`` is the one way to send
         cookies over plain http: it drops ``Secure`` and the ``__Host-`` prefix.
+        ``cookie_spelling="starlette"`` writes every cookie's attributes as Starlette's
+        ``SessionMiddleware`` does (``path=/; Max-Age=60; httponly; samesite=lax``), the
+        same attributes spelled otherwise (see :data:`sessionkit.cookies.Spelling`).
         ``require_cookies`` lists the path prefixes of the application part of the site
         (see :mod:`sessionkit.gate`); ``cookies_required_page`` is an HTML template (``$home``
         is the link to ``public_home``) or a callable from the path to HTML, and
@@ -273,11 +277,14 @@ class SessionKit:
             http_only=http_only,
             same_site=same_site,
             partitioned=partitioned,
+            spelling=cookie_spelling,
         )
         self.visitor_spec = (
             None
             if visitor_cookie is None
-            else CookieSpec(visitor_cookie, secure=secure, same_site="lax")
+            else CookieSpec(
+                visitor_cookie, secure=secure, same_site="lax", spelling=cookie_spelling
+            )
         )
         if self.visitor_spec is not None and visitor_cookie == session_cookie:
             raise ConfigurationError("session_cookie and visitor_cookie must have different names")
@@ -313,7 +320,9 @@ class SessionKit:
         #: Makes and checks the opaque handles of :meth:`sessions_of`.
         self.handles = Handles(self.keys)
         self.check_spec = CookieSpec(
-            _SECURE_CHECK if secure else _SECURE_CHECK[_PLAIN_PREFIX:], secure=secure
+            _SECURE_CHECK if secure else _SECURE_CHECK[_PLAIN_PREFIX:],
+            secure=secure,
+            spelling=cookie_spelling,
         )
         self.gate = Gate(
             require_cookies,
@@ -338,7 +347,9 @@ class SessionKit:
         #: Cross-site request forgery checks and session-bound tokens.
         self.forgery = Forgery(forgery, self.keys, home=public_home, configured=configured)
         self.opt_out_spec = CookieSpec(
-            _SECURE_OPT_OUT if secure else _SECURE_OPT_OUT[_PLAIN_PREFIX:], secure=secure
+            _SECURE_OPT_OUT if secure else _SECURE_OPT_OUT[_PLAIN_PREFIX:],
+            secure=secure,
+            spelling=cookie_spelling,
         )
         self._names = frozenset(
             n

@@ -15,6 +15,7 @@ import datetime
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
+from email.utils import formatdate
 from typing import Any
 
 import httpx
@@ -270,12 +271,13 @@ async def test_request_session_round_trip_with_cookie_jar(make_kit: KitFactory) 
     assert third.json()["session"] == {"cart": [1, 2], "name": "Zoë"}
 
 
-async def test_session_cookie_attributes(make_kit: KitFactory) -> None:
+async def test_session_cookie_attributes(make_kit: KitFactory, clock: Any) -> None:
     async with Browser(build_app(make_kit())) as browser:
         response = await browser.post("/write", json={"user": "alice"})
     value, attrs = set_cookies(response)[SESSION]
     assert attrs == {
         "max-age": str(IDLE),
+        "expires": formatdate(clock() + IDLE, usegmt=True),
         "path": "/",
         "secure": None,
         "httponly": None,
@@ -667,12 +669,13 @@ async def test_unchanged_session_is_touched_at_most_once_per_interval(
 # --------------------------------------------------------------------------- visitor cookie
 
 
-async def test_visitor_cookie_is_set_once_and_stable(make_kit: KitFactory) -> None:
+async def test_visitor_cookie_is_set_once_and_stable(make_kit: KitFactory, clock: Any) -> None:
     async with Browser(build_app(make_kit())) as browser:
         first = await browser.get("/read")
         value, attrs = set_cookies(first)[VISITOR]
         assert attrs == {
             "max-age": str(VISITOR_MAX_AGE),
+            "expires": formatdate(clock() + VISITOR_MAX_AGE, usegmt=True),
             "path": "/",
             "secure": None,
             "httponly": None,
@@ -886,9 +889,47 @@ async def test_starlette_keyword_names(key: str) -> None:
         "path": "/",
         "secure": None,
         "httponly": None,
-        "samesite": "Strict",
+        "samesite": "strict",
     }
     assert read_back.json()["session"] == {"user": "alice"}
+
+
+async def test_starlette_keyword_names_spell_the_attributes_as_starlette(key: str) -> None:
+    # Starlette's SessionMiddleware writes "path=/; Max-Age=...; httponly; samesite=lax",
+    # and applications' tests compare that text; attribute names are case-insensitive
+    # (RFC 6265 section 5.2), so browsers read it as the standard spelling.
+    app = build_app(secret_key=key, session_cookie="s", domain="example.com", partitioned=True)
+    async with Browser(app) as browser:
+        written = await browser.post("/write", json={"user": "alice"})
+        ended = await browser.post("/logout")
+    [sent] = [v for v in written.headers.get_list("set-cookie") if v.startswith("s=")]
+    value = sent.split(";", 1)[0].removeprefix("s=")
+    assert sent == (
+        f"s={value}; path=/; Max-Age=1800; httponly; samesite=lax; secure; "
+        "domain=example.com; partitioned"
+    )
+    assert set_cookies(written)[VISITOR][1] == {
+        "max-age": str(365 * 24 * 3600),
+        "path": "/",
+        "httponly": None,
+        "samesite": "lax",
+        "secure": None,
+    }
+    [deleted] = [v for v in ended.headers.get_list("set-cookie") if v.startswith("s=;")]
+    assert deleted == (
+        "s=; path=/; Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly; "
+        "samesite=lax; secure; domain=example.com; partitioned"
+    )
+
+
+async def test_a_kit_keeps_the_standard_spelling(make_kit: KitFactory, clock: Any) -> None:
+    async with Browser(build_app(make_kit())) as browser:
+        written = await browser.post("/write", json={"user": "alice"})
+    [sent] = [v for v in written.headers.get_list("set-cookie") if v.startswith(f"{SESSION}=")]
+    expires = formatdate(clock() + 1800, usegmt=True)
+    assert sent.split("; ", 1)[1] == (
+        f"Max-Age=1800; Expires={expires}; Path=/; Secure; HttpOnly; SameSite=Lax"
+    )
 
 
 def test_starlette_max_age_is_the_idle_timeout(key: str) -> None:

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessionkit import ConfigurationError
-from sessionkit.cookies import MAX_COOKIE_BYTES, CookieSpec, pick_cookies
+from sessionkit.cookies import MAX_COOKIE_BYTES, SPELLINGS, CookieSpec, pick_cookies
+from support import parse_set_cookie
 
 NAMES = frozenset({"__Host-session", "__Host-visitor"})
 # Every character Python calls whitespace except the two a Cookie header may pad with.
@@ -109,6 +110,7 @@ def test_attributes_follow_settings() -> None:
         ({"name": "s", "path": "/a;b"}, "other than ';'"),
         ({"name": "s", "domain": "a;b"}, "not allowed"),
         ({"name": "s", "secure": False, "partitioned": True}, "keep secure=True"),
+        ({"name": "s", "spelling": "Starlette"}, "'standard', 'starlette'"),
     ],
 )
 def test_unsafe_cookie_settings_fail_naming_the_fix(settings: dict[str, object], fix: str) -> None:
@@ -141,6 +143,69 @@ def test_partitioned_adds_the_chips_attribute() -> None:
     with pytest.raises(ConfigurationError, match="Partitioned but not Secure") as caught:
         CookieSpec("embed", same_site="lax", secure=False, partitioned=True)
     assert "keep secure=True" in str(caught.value)
+
+
+def test_expires_is_written_with_max_age_when_the_time_is_given() -> None:
+    spec = CookieSpec("__Host-session")
+    assert spec.set("abc", 60, 1_800_000_000.5) == (
+        "__Host-session=abc; Max-Age=60; Expires=Fri, 15 Jan 2027 08:01:00 GMT; Path=/; "
+        "Secure; HttpOnly; SameSite=Lax"
+    )
+    # A browser-session cookie has neither; Starlette writes no Expires, nor its spelling.
+    assert spec.set("abc", None, 1_800_000_000) == spec.set("abc", None)
+    starlette = CookieSpec("s", spelling="starlette")
+    assert starlette.set("v", 60, 1_800_000_000) == starlette.set("v", 60)
+    assert "expires" not in starlette.set("v", 60, 1_800_000_000).lower()
+
+
+def test_starlette_spelling_writes_the_attributes_as_starlette_does() -> None:
+    spec = CookieSpec(
+        "s", domain="example.org", same_site="none", partitioned=True, spelling="starlette"
+    )
+    assert spec.set("v", 60) == (
+        "s=v; path=/; Max-Age=60; httponly; samesite=none; secure; domain=example.org; partitioned"
+    )
+    assert spec.set("v", None) == (
+        "s=v; path=/; httponly; samesite=none; secure; domain=example.org; partitioned"
+    )
+    assert spec.delete() == (
+        "s=; path=/; Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly; "
+        "samesite=none; secure; domain=example.org; partitioned"
+    )
+    plain = CookieSpec("s", path="/app", secure=False, http_only=False, spelling="starlette")
+    assert plain.set("v", 5) == "s=v; path=/app; Max-Age=5; samesite=lax"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"path": "/app", "domain": "example.org", "same_site": "strict"},
+        {"secure": False, "http_only": False},
+        {"same_site": "none", "partitioned": True},
+    ],
+)
+def test_every_spelling_sends_the_same_attributes(settings: dict[str, object]) -> None:
+    """Attribute names and the SameSite value are case-insensitive (RFC 6265 section 5.2)."""
+
+    def read(header: str) -> tuple[str, str, dict[str, str | None]]:
+        name, value, attrs = parse_set_cookie(header)
+        if attrs.get("samesite") is not None:
+            attrs["samesite"] = str(attrs["samesite"]).lower()
+        return name, value, attrs
+
+    standard, starlette = (CookieSpec("s", spelling=s, **settings) for s in SPELLINGS)  # type: ignore[arg-type]
+    assert read(standard.set("v", 60)) == read(starlette.set("v", 60))
+    assert read(standard.set("v", None)) == read(starlette.set("v", None))
+    assert read(standard.delete()) == read(starlette.delete())
+    assert standard.set("v", 60) != starlette.set("v", 60)
+
+
+def test_a_spelling_keeps_the_prefix_rules() -> None:
+    with pytest.raises(ConfigurationError, match="__Secure- prefix"):
+        CookieSpec("__Host-s", path="/app", spelling="starlette")
+    with pytest.raises(ConfigurationError, match="insecure_development"):
+        CookieSpec("__Secure-s", secure=False, spelling="starlette")
 
 
 def test_same_site_is_case_insensitive() -> None:
@@ -204,7 +269,7 @@ def test_a_checked_spec_cannot_be_changed_afterwards() -> None:
 def test_repr_shows_the_settings_not_the_header_text() -> None:
     assert repr(CookieSpec("sid", secure=False)) == (
         "CookieSpec(name='sid', path='/', domain=None, secure=False, http_only=True,"
-        " same_site='lax', partitioned=False)"
+        " same_site='lax', partitioned=False, spelling='standard')"
     )
 
 

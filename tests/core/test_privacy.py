@@ -328,7 +328,8 @@ def test_opt_out_expires_the_visitor_cookie_and_remembers_without_an_id(
     assert ex.visitor is None
     sent = set_cookies(ex.response_headers([]))
     assert "Max-Age=0" in sent["__Host-visitor"]
-    assert sent["__Host-opt-out"].startswith("__Host-opt-out=1; Max-Age=31536000; Path=/; Secure")
+    assert sent["__Host-opt-out"].startswith("__Host-opt-out=1; Max-Age=31536000; Expires=")
+    assert sent["__Host-opt-out"].endswith("; Path=/; Secure; HttpOnly; SameSite=Lax")
     later = kit.open("__Host-opt-out=1")
     assert later.visitor is None
     assert later.response_headers([]) == [("Vary", "Cookie")]

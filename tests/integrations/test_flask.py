@@ -11,7 +11,8 @@ from typing import Any, Protocol
 import flask
 import flask_login
 import pytest
-from flask.sessions import SessionMixin
+from flask.globals import request_ctx
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask.testing import FlaskClient
 from markupsafe import Markup
 
@@ -297,6 +298,80 @@ def test_init_app_checks_its_arguments(kit: sessionkit.SessionKit) -> None:
         init_app(app, kit)
     with pytest.raises(sessionkit.ConfigurationError, match="already"):
         init_app(app)
+
+
+def test_init_app_refuses_an_app_with_its_own_session_interface(key: str) -> None:
+    class OwnInterface(SecureCookieSessionInterface):
+        pass
+
+    class OwnFlask(flask.Flask):
+        session_interface = OwnInterface()
+
+    app = OwnFlask(__name__)
+    app.config[CONFIG_KEYS] = [key]
+    with pytest.raises(sessionkit.ConfigurationError, match="OwnInterface, not Flask's default"):
+        init_app(app)
+    assert type(app.session_interface) is OwnInterface  # kept, not discarded
+    assert "sessionkit" not in app.extensions
+
+
+class RecordingInterface(SessionKitInterface):
+    """An application's own subclass: it records the endpoint each session opens for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: list[str | None] = []
+
+    def open_session(self, app: flask.Flask, request: flask.Request) -> SessionMixin | None:
+        request_ctx.match_request()
+        self.opened.append(request.endpoint)
+        return super().open_session(app, request)
+
+
+def test_init_app_keeps_a_session_kit_interface_set_on_the_app_class(key: str) -> None:
+    class OwnFlask(flask.Flask):
+        session_interface = RecordingInterface()
+
+    app = OwnFlask(__name__)
+    app.config[CONFIG_KEYS] = [key]
+    init_app(app)
+    interface = app.session_interface
+    assert interface is OwnFlask.session_interface
+
+    @app.post("/write")
+    def write() -> str:
+        flask.session["a"] = 1
+        return "ok"
+
+    @app.get("/read")
+    def read() -> dict[str, Any]:
+        return {"data": dict(flask.session), "id": current_session().id}
+
+    client = app.test_client()
+    written = client.post("/write")
+    assert SESSION in session_header(written)
+    assert client.get("/read").json["data"] == {"a": 1}  # type: ignore[index]
+    assert interface.opened == ["write", "read"]  # type: ignore[attr-defined]
+    assert app.extensions["sessionkit"] is interface.kit  # type: ignore[attr-defined]
+    # One interface serves one app: a second app of the class must get its own.
+    second = OwnFlask(__name__)
+    with pytest.raises(sessionkit.ConfigurationError, match="already serves the app"):
+        init_app(second)
+    with pytest.raises(sessionkit.ConfigurationError, match="already"):
+        init_app(app)
+
+
+def test_a_kit_given_twice_to_an_app_class_interface_is_refused(make_kit: KitFactory) -> None:
+    kit = make_kit()
+
+    class OwnFlask(flask.Flask):
+        session_interface = SessionKitInterface(kit)
+
+    with pytest.raises(sessionkit.ConfigurationError, match="has a kit already"):
+        init_app(OwnFlask(__name__), make_kit())
+    app = OwnFlask(__name__)
+    init_app(app, kit)
+    assert app.extensions["sessionkit"] is kit
 
 
 def test_cookie_attributes_reported_to_flask_are_the_kits(make_kit: KitFactory) -> None:

@@ -28,7 +28,8 @@ __all__ = ["DEFAULT_DEST", "PEERS", "Peer", "fetch", "main", "peer_dir"]
 ROOT = Path(__file__).resolve().parents[2]
 #: Where the peer sources go unless told otherwise (listed in ``.gitignore``).
 DEFAULT_DEST = ROOT / ".cache" / "peers"
-#: Written last into a peer's directory: its presence means every file is there.
+#: Written last into a peer's directory: the sdist's name, then every file unpacked, one a
+#: line. A directory whose list is not the peer's current one is fetched again.
 COMPLETE = ".complete"
 
 
@@ -65,6 +66,11 @@ PEERS: dict[str, Peer] = {
             "pyproject.toml",
             "tests/conftest.py",
             "tests/test_basic.py",
+            "tests/test_config.py",
+            "tests/test_helpers.py",
+            "tests/test_reqctx.py",
+            "tests/test_session_interface.py",
+            "tests/test_signals.py",
             "tests/test_testing.py",
         ),
     ),
@@ -87,7 +93,10 @@ def peer_dir(dest: Path, peer: Peer) -> Path:
 
 def is_complete(dest: Path, peer: Peer) -> bool:
     """Whether ``peer``'s files for the installed version are all unpacked in ``dest``."""
-    return (peer_dir(dest, peer) / COMPLETE).is_file()
+    marker = peer_dir(dest, peer) / COMPLETE
+    if not marker.is_file():
+        return False
+    return marker.read_text().splitlines()[1:] == sorted(peer.files)
 
 
 def _download(peer: Peer, into: Path) -> Path:
@@ -151,7 +160,8 @@ def fetch(dest: Path, peer: Peer) -> Path:
         sdist = _download(peer, work / "sdist")
         staged = work / target.name
         _unpack(sdist, peer, staged)
-        (staged / COMPLETE).write_text(f"{sdist.name}\n")
+        lines = (sdist.name, *sorted(peer.files))
+        (staged / COMPLETE).write_text("".join(f"{line}\n" for line in lines))
         if target.exists():
             shutil.rmtree(target)  # a run interrupted before it was complete
         staged.rename(target)

@@ -55,7 +55,7 @@ ORIGIN = "https://site.example"
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _SET_COOKIE = re.compile(
     r"(__Host-session|__Host-visitor|__Host-cookie-check|__Host-opt-out)=([A-Za-z0-9_-]*)"
-    r"(; Max-Age=\d+)?(; Expires=Thu, 01 Jan 1970 00:00:00 GMT)?"
+    r"(; Max-Age=\d+)?(; Expires=[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT)?"
     r"; Path=/; Secure; HttpOnly; SameSite=Lax"
 )
 _METHODS = ["GET", "HEAD", "POST", "PUT"]

@@ -9,6 +9,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from email.utils import formatdate
 from typing import Any
 from wsgiref.validate import validator
 
@@ -161,11 +162,12 @@ def test_session_round_trip(make_kit: KitFactory) -> None:
     assert second.json["id"] == first.json["id"]
 
 
-def test_session_cookie_attributes_and_caching_headers(make_kit: KitFactory) -> None:
+def test_session_cookie_attributes_and_caching_headers(make_kit: KitFactory, clock: Any) -> None:
     response = client_for(make_kit()).post("/write", json={"user": "alice"})
     value, attrs = set_cookies(response)[SESSION]
     assert attrs == {
         "max-age": str(IDLE),
+        "expires": formatdate(clock() + IDLE, usegmt=True),
         "path": "/",
         "secure": None,
         "httponly": None,

@@ -77,7 +77,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import flask
 from flask.json.tag import TaggedJSONSerializer
-from flask.sessions import SessionInterface, SessionMixin
+from flask.sessions import SecureCookieSessionInterface, SessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException
 
 from ..access import csrf_token, fresh_login_location, visitor_of
@@ -563,8 +563,24 @@ class SessionKitInterface(SessionInterface):
         namespace = {"__slots__": (), "_interface": self}
         return cast("type[FlaskSession]", type("FlaskSession", (FlaskSession,), namespace))
 
-    def bind(self, app: flask.Flask) -> None:
-        """Tie the interface to ``app``, whose config builds or checks the kit."""
+    def bind(self, app: flask.Flask, kit: SessionKit | None = None) -> None:
+        """Tie the interface to ``app``, whose config builds or checks the kit.
+
+        ``kit`` is the kit to use, when the interface was made without one. An interface
+        serves one app: binding it to a second raises :class:`~sessionkit.ConfigurationError`.
+        """
+        if self._app is not None and self._app is not app:
+            raise ConfigurationError(
+                f"this {type(self).__name__} already serves the app {self._app.name!r}: give "
+                "each app its own instance (make it in the app factory, not once for a class)"
+            )
+        if kit is not None:
+            if self._kit is not None and self._kit is not kit:
+                raise ConfigurationError(
+                    f"the app's {type(self).__name__} has a kit already: pass it one kit, "
+                    "either to the interface or to init_app(app, kit)"
+                )
+            self._kit, self._explicit = kit, True
         self._app = app
 
     @property
@@ -711,15 +727,33 @@ def init_app(app: flask.Flask, kit: SessionKit | None = None) -> None:
     (at once when one is given). Cross-site request forgery protection comes with it:
     views marked with :func:`csrf_exempt` are not checked, and templates get
     ``csrf_token()`` (see :func:`current_csrf_token`).
+
+    An app whose ``session_interface`` is already a :class:`SessionKitInterface` (a
+    subclass set on the app's class, as Flask's idiom has it) keeps it: init_app binds it
+    to the app. An app with any other session interface than Flask's default is refused
+    with a :class:`~sessionkit.ConfigurationError`, rather than silently losing it.
     """
-    if EXTENSION in app.extensions or isinstance(app.session_interface, SessionKitInterface):
+    own = app.session_interface
+    if EXTENSION in app.extensions or (isinstance(own, SessionKitInterface) and own._app is app):
         raise ConfigurationError("init_app(app) was already called for this app")
     if kit is not None and not isinstance(kit, SessionKit):
         raise ConfigurationError(f"kit must be a sessionkit.SessionKit, not {type(kit).__name__}")
-    interface = SessionKitInterface(kit)
-    interface.bind(app)
-    if kit is not None:
-        app.extensions[EXTENSION] = kit
+    if isinstance(own, SessionKitInterface):
+        interface = own  # the app's own subclass, set as Flask's class-level idiom has it
+    elif type(own) is SecureCookieSessionInterface:
+        interface = SessionKitInterface()
+    else:
+        kind = type(own)
+        raise ConfigurationError(
+            f"app.session_interface is {kind.__module__}.{kind.__qualname__}, not Flask's "
+            "default: the app already has its own session, and init_app would discard it. "
+            "Remove that session interface (and any extension that installs it) so that "
+            "sessionkit is the session's one owner, or make it a subclass of "
+            "SessionKitInterface"
+        )
+    interface.bind(app, kit)
+    if interface._kit is not None:
+        app.extensions[EXTENSION] = interface._kit
     app.session_interface = interface
     app.add_template_global(current_csrf_token, "csrf_token")
     app.wsgi_app = _Middleware(  # type: ignore[method-assign]
