@@ -285,7 +285,7 @@ class SessionMiddleware:
             nonlocal replaced
             if replaced:
                 return
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and not exchange.untouched:
                 headers = message.get("headers", [])
                 vary: list[str] = []
                 cache_control: list[str] = []

@@ -7,21 +7,40 @@ value are dropped and no other character is (a vertical tab or a no-break space 
 ``__Host-session`` makes another name), and names compare byte for byte, so
 ``__host-session`` is not ``__Host-session``. Every occurrence of a wanted name is kept,
 so a caller can treat duplicates as the attack they are.
+
+A browser sends the same ``Cookie`` header until a cookie changes, so a
+:class:`PickedCookies` remembers what :func:`pick_cookies` found in the last
+:data:`PICKED_CACHE_SIZE` headers: parsing is a pure function of the header text.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from .errors import ConfigurationError
 
-__all__ = ["MAX_COOKIE_BYTES", "CookieSpec", "SameSite", "pick_cookies"]
+__all__ = [
+    "MAX_COOKIE_BYTES",
+    "MAX_PICKED_HEADER_CHARS",
+    "PICKED_CACHE_SIZE",
+    "CookieSpec",
+    "PickedCookies",
+    "SameSite",
+    "pick_cookies",
+]
 
 #: Browsers store a cookie only when its name and value together fit in this many bytes.
 MAX_COOKIE_BYTES = 4096
+#: How many ``Cookie`` headers a :class:`PickedCookies` remembers.
+PICKED_CACHE_SIZE = 1024
+#: Longer headers are parsed every time, never remembered.
+MAX_PICKED_HEADER_CHARS = 8192
+
+#: What :class:`PickedCookies` finds: every value of each wanted name, read-only.
+Found = Mapping[str, tuple[str, ...]]
 
 SameSite = Literal["lax", "strict", "none"]
 
@@ -64,6 +83,37 @@ def pick_cookies(header: str | None, names: Collection[str]) -> dict[str, list[s
             found.setdefault(name, []).append(header[after + 1 : end].strip(_OWS))
             start = end
     return found
+
+
+_NONE_FOUND: Found = {}
+
+
+class PickedCookies:
+    """:func:`pick_cookies` for one set of names, remembering the last headers it read.
+
+    The answers are shared between requests that send the same header, so they are
+    read-only: a mapping of tuples. At most :data:`PICKED_CACHE_SIZE` headers of up to
+    :data:`MAX_PICKED_HEADER_CHARS` characters are kept (the memory is emptied when full).
+    """
+
+    __slots__ = ("_names", "_seen")
+
+    def __init__(self, names: Collection[str]) -> None:
+        self._names = tuple(names)
+        self._seen: dict[str, Found] = {}
+
+    def __call__(self, header: str | None) -> Found:
+        """Every value of each wanted name in ``header`` (the ``Cookie`` header's text)."""
+        if not header:
+            return _NONE_FOUND
+        found = self._seen.get(header)
+        if found is None:
+            found = {n: tuple(v) for n, v in pick_cookies(header, self._names).items()}
+            if len(header) <= MAX_PICKED_HEADER_CHARS:
+                if len(self._seen) >= PICKED_CACHE_SIZE:
+                    self._seen.clear()
+                self._seen[header] = found
+        return found
 
 
 @dataclass(frozen=True, slots=True)

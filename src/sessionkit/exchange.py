@@ -20,10 +20,10 @@ Every decision lives here and in the modules it calls; front ends only translate
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .cookies import Found
 from .devices import NewDevice
 from .errors import BadToken, SessionTooLarge
 from .events import (
@@ -77,9 +77,6 @@ __all__ = ["MAX_ATTEMPTS", "Exchange", "HeaderChanges", "RequestInfo"]
 MAX_ATTEMPTS = 16
 _NO_STORE = "no-store"
 _VARY_COVERS = ("cookie", "*")
-#: Key id bytes of a sealed token are bytes 1-4: the first 8 base64url characters.
-_KID_CHARS = 8
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 class RequestInfo(NamedTuple):
@@ -146,7 +143,7 @@ class Exchange:
         self,
         kit: SessionKit,
         request: RequestInfo,
-        found: dict[str, list[str]],
+        found: Found,
         opt_out: bool,
         now: float,
         early: EarlyResponse | None,
@@ -244,7 +241,7 @@ class Exchange:
         self._cookie_data = data
         return state
 
-    def _open_migrated(self, session: Session, found: dict[str, list[str]]) -> None:
+    def _open_migrated(self, session: Session, found: Found) -> None:
         """The lazy opener of a request with no session cookie: a previous one may migrate."""
         session.reset()
         migration = self._kit.migration
@@ -563,6 +560,20 @@ class Exchange:
             current = yield ("load", (ref, self._now))
         raise StoreUnavailable("the session record kept changing while it was ended")
 
+    @property
+    def untouched(self) -> bool:
+        """Whether the response needs nothing from sessionkit, so its headers stay as they are.
+
+        True when the app used neither the session nor the visitor id and the session
+        cookie needs nothing either: it was not refused, and not sealed under an older key
+        (re-issued under the newest even when unused). :meth:`finish` then returns no
+        change, so a front end may skip it.
+        """
+        if self._visitor_asked or self._expire or self.session.opened:
+            return False
+        value = self._cookie_value
+        return value is None or not self._kit.sealer.under_old_key(value)
+
     def finish(self, vary: list[str], cache_control: list[str]) -> HeaderChanges | EarlyResponse:
         """Save the session and decide the response's header changes (blocking).
 
@@ -608,9 +619,7 @@ class Exchange:
         session = self.session
         presented = self._cookie_value is not None or self._expire
         if not session.opened:
-            if self._cookie_value is None or not _sealed_under_old_key(
-                self._cookie_value, kit.primary_kid
-            ):
+            if self._cookie_value is None or not kit.sealer.under_old_key(self._cookie_value):
                 if self._expire:
                     out.append(spec.delete())
                 return
@@ -689,9 +698,7 @@ class Exchange:
         elif prior.id != state.id:
             cause = "explicit" if session.explicit_rotation else "timed"
             kit.lifecycle(ROTATED, self._info(), family=state.family, detail=cause)
-        elif self._cookie_value is not None and _sealed_under_old_key(
-            self._cookie_value, kit.primary_kid
-        ):
+        elif self._cookie_value is not None and kit.sealer.under_old_key(self._cookie_value):
             kit.lifecycle(KEY_REISSUED, self._info(), family=state.family)
 
     def set_cookie_headers(self) -> list[str]:
@@ -765,20 +772,6 @@ def _seen_at(state: State, stamp: int) -> State:
     """``state._replace(last_seen=stamp)`` without the generic ``_replace``'s cost."""
     sid, family, user, created, _, rotated, auth, generation, lifetime = state
     return State(sid, family, user, created, stamp, rotated, auth, generation, lifetime)
-
-
-def _sealed_under_old_key(value: str, primary_kid: bytes) -> bool:
-    """Whether a session token's key id (readable without decrypting) is not the newest."""
-    head = value[:_KID_CHARS]
-    if len(head) < _KID_CHARS:
-        return False
-    try:
-        # base64.urlsafe_b64decode's steps without its Python wrappers (this runs on
-        # every request that carries a session cookie and never opens it).
-        raw = binascii.a2b_base64(head.encode("ascii").translate(_FROM_URLSAFE))
-    except ValueError:  # not ASCII (UnicodeEncodeError) or not base64 (binascii.Error)
-        return False
-    return raw[1:5] != primary_kid
 
 
 def _lists_token(value: str, tokens: tuple[str, ...]) -> bool:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from .cookies import MAX_COOKIE_BYTES, CookieSpec, SameSite, pick_cookies
+from .cookies import MAX_COOKIE_BYTES, CookieSpec, PickedCookies, SameSite
 from .devices import (
     DEFAULT_REAUTH_PATH,
     ENDED,
@@ -354,7 +354,9 @@ class SessionKit:
             migrate.check_names(self._names)
         #: Turns a previous framework's session cookie into a session (None: off).
         self.migration = migrate
-        self._wanted = self._names | (migrate.cookie_names if migrate is not None else set())
+        self._picked = PickedCookies(
+            self._names | (migrate.cookie_names if migrate is not None else set())
+        )
         #: Counts sessions, refusals and store calls (see :mod:`sessionkit.metrics`).
         self.metrics = Metrics(meter_provider)
         #: Builds, logs and counts the events (see :mod:`sessionkit.events`).
@@ -579,7 +581,7 @@ class SessionKit:
         """
         if now is None:
             now = self.clock()
-        found = pick_cookies(cookie_header, self._wanted) if cookie_header else {}
+        found = self._picked(cookie_header)
         opt_out = _is_one(sec_gpc) or _is_one(dnt)
         if self.trusted_proxy_hops:
             client = _forwarded_client(client, forwarded_for, self.trusted_proxy_hops)

@@ -67,6 +67,8 @@ _HEADER = _KID_END + _EPOCH.size
 _BODY = _HEADER + NONCE_BYTES
 _MIN_BYTES = _BODY + TAG_BYTES
 
+#: The key id is bytes 1-4 of a token: its first 8 base64url characters hold them.
+_KID_CHARS = 8
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -108,6 +110,7 @@ class Sealer:
 
     __slots__ = (
         "_cache_size",
+        "_heads",
         "_max_age",
         "_max_skew",
         "_name",
@@ -133,6 +136,8 @@ class Sealer:
         self._sealing: tuple[int, bytes, AESGCM, bytes] = (-1, b"", AESGCM(bytes(32)), b"")
         #: token -> (plaintext, hour, sealed under the newest key), for tokens that opened.
         self._opened: dict[str, tuple[bytes, int, bool]] = {}
+        #: a token's first characters -> whether they name a key id other than the newest.
+        self._heads: dict[str, bool] = {}
 
     def _cipher(self, kid: bytes, hour: int) -> AESGCM:
         """The cipher of one key and hour: AES-256-GCM under an HKDF-derived subkey."""
@@ -178,6 +183,21 @@ class Sealer:
         if hour < (now - self._max_age) // EPOCH_SECONDS:
             raise BadToken(EXPIRED_ABSOLUTE)
 
+    def under_old_key(self, token: str) -> bool:
+        """Whether ``token``'s key id, readable without decrypting, is not the newest.
+
+        False for a value too short or not base64 there (opening it will refuse it).
+        Answers are remembered by the token's first characters, the part they depend on.
+        """
+        head = token[:_KID_CHARS]
+        old = self._heads.get(head)
+        if old is None:
+            old = _names_old_key(head, self._primary_kid)
+            if len(self._heads) >= OPENED_CACHE_SIZE:
+                self._heads.clear()
+            self._heads[head] = old
+        return old
+
     def unseal(self, token: str, now: float) -> tuple[bytes, bool]:
         """Open a token sealed by this sealer's purpose and cookie name.
 
@@ -214,3 +234,13 @@ class Sealer:
             self._opened.clear()
         self._opened[token] = (plaintext, hour, newest)
         return plaintext, newest
+
+
+def _names_old_key(head: str, primary_kid: bytes) -> bool:
+    if len(head) < _KID_CHARS:
+        return False
+    try:
+        raw = binascii.a2b_base64(head.encode("ascii").translate(_FROM_URLSAFE))
+    except ValueError:  # not ASCII (UnicodeEncodeError) or not base64 (binascii.Error)
+        return False
+    return raw[1:_KID_END] != primary_kid

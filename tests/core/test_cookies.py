@@ -8,7 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessionkit import ConfigurationError
-from sessionkit.cookies import MAX_COOKIE_BYTES, CookieSpec, pick_cookies
+from sessionkit.cookies import (
+    MAX_COOKIE_BYTES,
+    MAX_PICKED_HEADER_CHARS,
+    PICKED_CACHE_SIZE,
+    CookieSpec,
+    PickedCookies,
+    pick_cookies,
+)
 
 NAMES = frozenset({"__Host-session", "__Host-visitor"})
 # Every character Python calls whitespace except the two a Cookie header may pad with.
@@ -18,6 +25,29 @@ OTHER_WHITESPACE = [c for c in map(chr, range(0x3001)) if c.isspace() and c not 
 def test_picks_only_wanted_names_and_keeps_every_copy() -> None:
     header = "a=1; __Host-session=x; b=2;__Host-session = y ;__Host-visitor=v"
     assert pick_cookies(header, NAMES) == {"__Host-session": ["x", "y"], "__Host-visitor": ["v"]}
+
+
+@given(st.text(alphabet="_Hostevin-=; \tab1"))
+def test_picked_cookies_answers_as_pick_cookies_read_only(header: str) -> None:
+    picked = PickedCookies(NAMES)
+    first = picked(header)
+    assert {n: list(v) for n, v in first.items()} == pick_cookies(header, NAMES)
+    assert picked(header) == first
+    assert all(type(v) is tuple for v in first.values()), "shared between requests: immutable"
+
+
+def test_picked_cookies_remembers_a_bounded_number_of_short_headers() -> None:
+    picked = PickedCookies(NAMES)
+    header = "a=1; __Host-session=x"
+    assert picked(header) is picked(header), "the same header again is not parsed again"
+    for i in range(PICKED_CACHE_SIZE):
+        picked(f"n{i}=1")
+    assert len(picked._seen) <= PICKED_CACHE_SIZE
+    long = "__Host-session=x; " + "a" * MAX_PICKED_HEADER_CHARS
+    assert picked(long) == {"__Host-session": ("x",)}
+    assert long not in picked._seen
+    assert picked(None) == {}
+    assert picked("") == {}
 
 
 @pytest.mark.parametrize(
