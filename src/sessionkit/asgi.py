@@ -21,6 +21,7 @@ from typing import Any
 
 from .access import csrf_token, opt_in, opt_out, session_of, visitor_of
 from .errors import ConfigurationError
+from .exchange import Exchange
 from .forgery import MAX_FORM_PREFIX, Provenance, form_token
 from .gate import EarlyResponse
 from .kit import SessionKit
@@ -239,23 +240,25 @@ class SessionMiddleware:
                 found[_CONTENT_TYPE],
             )
         exempt = self.csrf_exempt
-        exchange = self.kit.open(
+        exchange = Exchange(
+            self.kit,
             "; ".join(cookies) if cookies else None,
-            client=client[0] if client else None,
-            sec_gpc=found[_GPC],
-            dnt=found[_DNT],
-            forwarded_for=", ".join(forwarded) if forwarded else None,
-            method=method,
-            path=scope["path"],
-            query=scope.get("query_string", b"").decode("latin-1"),
-            accept=found[_ACCEPT],
-            user_agent=found[_USER_AGENT],
-            request_id=found[_REQUEST_ID],
-            scheme=scope.get("scheme"),
-            host=found[_HOST],
-            access_control_request_method=found[_PREFLIGHT],
-            provenance=provenance,
-            exempt=None if exempt is None else partial(exempt, scope),
+            client[0] if client else None,
+            found[_GPC],
+            found[_DNT],
+            ", ".join(forwarded) if forwarded else None,
+            method,
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            found[_ACCEPT],
+            found[_USER_AGENT],
+            found[_REQUEST_ID],
+            scope.get("scheme"),
+            found[_HOST],
+            found[_PREFLIGHT],
+            None,
+            provenance,
+            None if exempt is None else partial(exempt, scope),
         )
         early = exchange.early
         if early is None and exchange.pending is not None:

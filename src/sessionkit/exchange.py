@@ -23,17 +23,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .cookies import Found
 from .devices import NewDevice
 from .errors import BadToken, SessionTooLarge
 from .events import (
     CREATED,
     DUPLICATE,
+    GATE_BLOCKED,
+    INSECURE_TRANSPORT,
     KEY_REISSUED,
     LOGIN,
     LOGOUT,
     MIGRATED,
     ROTATED,
+    accepted_request_id,
     new_request_id,
 )
 from .families import LOGIN as FAMILY_LOGIN
@@ -52,8 +54,8 @@ from .families import (
     plan,
     stored_until,
 )
-from .forgery import TOKEN_MARKER, TokenCheck
-from .gate import EarlyResponse, unavailable
+from .forgery import TOKEN_MARKER, Provenance
+from .gate import BLOCK_STATUS, EarlyResponse, is_loopback_host, unavailable
 from .migrate import Refused
 from .session import (
     Session,
@@ -108,97 +110,118 @@ Step = Generator[tuple[str, tuple[Any, ...]], Any, Any]
 class Exchange:
     """The sessionkit side of one request (see the module docstring)."""
 
-    __slots__ = (
-        "_base",
-        "_browser_opt_out",
-        "_cookie_data",
-        "_cookie_state",
-        "_cookie_value",
-        "_degraded",
-        "_expire",
-        "_issued",
-        "_kit",
-        "_migrated",
-        "_now",
-        "_old_cookie",
-        "_opt_out_delete",
-        "_opt_out_seen",
-        "_opt_out_set",
-        "_protected",
-        "_quiet",
-        "_reissue",
-        "_visitor",
-        "_visitor_asked",
-        "_visitor_delete",
-        "_visitor_set",
-        "_visitor_values",
-        "early",
-        "pending",
-        "request",
-        "session",
-        "token_check",
-    )
+    # Most of an exchange's state keeps its default for most requests: the defaults are
+    # class attributes, and an instance holds only what its request changed.
+    _base: Record | None = None
+    _cookie_state: State | None = None
+    _cookie_value: str | None = None
+    _cookie_data: dict[str, Any] | None = None
+    _reissue = _expire = _quiet = _degraded = _issued = False
+    _migrated: str | None = None
+    _old_cookie: str | None = None
+    _opt_out_set = _opt_out_delete = False
+    _visitor: str | None = None
+    _visitor_asked = _visitor_set = _visitor_delete = False
+    _browser_opt_out = False
+    #: The cookie's state whose store record must be loaded before the app runs.
+    pending: State | None = None
 
     def __init__(
         self,
         kit: SessionKit,
-        request: RequestInfo,
-        found: Found,
-        opt_out: bool,
-        now: float,
-        early: EarlyResponse | None,
-        protected: bool,
-        token_check: TokenCheck | None = None,
+        cookie_header: str | None,
+        client: str | None,
+        sec_gpc: str | None,
+        dnt: str | None,
+        forwarded_for: str | None,
+        method: str,
+        path: str,
+        query: str,
+        accept: str | None,
+        user_agent: str | None,
+        request_id: str | None,
+        scheme: str | None,
+        host: str | None,
+        access_control_request_method: str | None,
+        now: float | None,
+        provenance: Provenance | None,
+        exempt: Callable[[], bool] | None,
     ) -> None:
+        """Read a request: :meth:`SessionKit.open`'s arguments, all by position, in its order.
+
+        Front ends call this directly (one call per request, no keyword binding).
+        """
         self._kit = kit
-        self._now = now
-        self.request = request
-        self._protected = protected
+        self._now = now = kit.clock() if now is None else now
+        self._found = found = kit.request_cookies(cookie_header)
+        if (sec_gpc is not None and _is_one(sec_gpc)) or (dnt is not None and _is_one(dnt)):
+            self._browser_opt_out = True
+        if kit.trusted_proxy_hops:
+            client = _forwarded_client(client, forwarded_for, kit.trusted_proxy_hops)
+        if request_id is not None:
+            request_id = accepted_request_id(request_id)
+        self.request = RequestInfo(
+            client, method, path, query, accept, user_agent, scheme, host, request_id
+        )
+        early = None
+        #: The anti-forgery token this request must carry (see :meth:`check_token`).
+        self.token_check = None
+        if provenance is not None and kit.forgery:
+            reason, self.token_check = kit.forgery.decide(
+                method, path, provenance, kit.trusted_proxy_hops, exempt
+            )
+            if reason is not None:
+                kit.report(reason, kit.session_spec.name, self.request)
+                early = kit.forgery.refusal(reason, accept)
+        self._protected = protected = kit.gate.protects(path)
+        preflight = method == "OPTIONS" and access_control_request_method is not None
+        if protected and early is None and not preflight:
+            early = self._gate(method, path, query, accept)
         #: The response to send instead of calling the app (the cookies-required gate).
         self.early = early
-        #: The anti-forgery token this request must carry (see :meth:`check_token`).
-        self.token_check = token_check
-        #: The cookie's state whose store record must be loaded before the app runs.
-        self.pending: State | None = None
-        self._base: Record | None = None
-        self._cookie_state: State | None = None
-        self._cookie_value: str | None = None
-        self._cookie_data: dict[str, Any] | None = None
-        self._reissue = self._expire = self._quiet = self._degraded = False
-        self._issued = False
-        self._migrated: str | None = None
-        self._old_cookie: str | None = None
-        guard, timeouts = kit.guard, kit.timeouts
         values = None if early is not None else found.get(kit.session_spec.name)
-        #: The request's session (opened on first use).
-        self.session: Session
-        if values is None and kit.migration is not None and early is None:
-            self.session = Session.lazy(
-                lambda session: self._open_migrated(session, found), now, guard, timeouts
-            )
-        elif values is None:
-            self.session = Session.lazy(Session.reset, now, guard, timeouts)
+        opener: Callable[[Session], None] = Session.reset
+        if values is None:
+            if kit.migration is not None and early is None:
+                opener = self._open_migrated
         elif len(values) > 1:
             self._reject(DUPLICATE)
-            self.session = Session.lazy(Session.reset, now, guard, timeouts)
         elif kit.store is None:
-            value = self._cookie_value = values[0]
-            self.session = Session.lazy(
-                lambda session: self._open_cookie(session, value), now, guard, timeouts
-            )
+            self._cookie_value = values[0]
+            opener = self._open_cookie
         else:
             self._cookie_value = values[0]
-            self.session = Session.lazy(Session.reset, now, guard, timeouts)
             state = self._unseal(values[0])
             if state is not None:
                 self.pending = state
-        self._browser_opt_out = opt_out
-        self._opt_out_seen = kit.opt_out_spec.name in found
-        self._opt_out_set = self._opt_out_delete = False
-        vspec = kit.visitor_spec
-        self._visitor_values = None if vspec is None else found.get(vspec.name)
-        self._visitor: str | None = None
-        self._visitor_asked = self._visitor_set = self._visitor_delete = False
+        #: The request's session (opened on first use).
+        self.session = Session.lazy(opener, now, kit.guard, kit.timeouts)
+
+    def _gate(self, method: str, path: str, query: str, accept: str | None) -> EarlyResponse | None:
+        """The cookies-required gate's answer for a request to a protected path."""
+        kit, found = self._kit, self._found
+        check = kit.check_spec.name
+        early = kit.gate.decide(
+            method=method,
+            path=path,
+            query=query,
+            has_cookie=any(n in found for n in kit.cookie_names if n != check),
+            has_test_cookie=check in found,
+            accept=accept,
+        )
+        if early is not None and early.status == BLOCK_STATUS and self._insecure():
+            kit.report(INSECURE_TRANSPORT, kit.session_spec.name, self.request)
+            early = kit.gate.insecure(accept, method == "HEAD")
+        elif early is not None and early.status == BLOCK_STATUS:
+            kit.reporter.lifecycle(GATE_BLOCKED, self.request)
+        return early
+
+    def _insecure(self) -> bool:
+        """Whether the request came over plain http to a host where Secure cookies fail."""
+        request = self.request
+        if request.scheme != "http" or not self._kit.session_spec.secure:
+            return False
+        return not is_loopback_host(request.host)
 
     @property
     def kit(self) -> SessionKit:
@@ -241,13 +264,13 @@ class Exchange:
         self._cookie_data = data
         return state
 
-    def _open_migrated(self, session: Session, found: Found) -> None:
+    def _open_migrated(self, session: Session) -> None:
         """The lazy opener of a request with no session cookie: a previous one may migrate."""
         session.reset()
         migration = self._kit.migration
         if migration is None:
             return
-        result = migration.migrate(found, self._now, self._kit.guard)
+        result = migration.migrate(self._found, self._now, self._kit.guard)
         if result is None:
             return
         self._old_cookie = result.expire
@@ -259,9 +282,10 @@ class Exchange:
             session.login(result.user_id)
         self._migrated = result.reader
 
-    def _open_cookie(self, session: Session, value: str) -> None:
+    def _open_cookie(self, session: Session) -> None:
         """The lazy opener of a cookie-only session."""
-        state = self._unseal(value)
+        value = self._cookie_value
+        state = None if value is None else self._unseal(value)
         if state is None:
             session.reset()
         else:
@@ -395,6 +419,15 @@ class Exchange:
             self._visitor_asked = True
             self._visitor = self._resolve_visitor()
         return self._visitor
+
+    @property
+    def _visitor_values(self) -> tuple[str, ...] | None:
+        vspec = self._kit.visitor_spec
+        return None if vspec is None else self._found.get(vspec.name)
+
+    @property
+    def _opt_out_seen(self) -> bool:
+        return self._kit.opt_out_spec.name in self._found
 
     def _resolve_visitor(self) -> str | None:
         kit = self._kit
@@ -808,3 +841,18 @@ async def _arun(steps: Step, kit: SessionKit, store: Store) -> Any:
             answer = await kit.atimed(name, calls[name], args)
     except StopIteration as stop:
         return stop.value
+
+
+def _forwarded_client(peer: str | None, forwarded_for: str | None, hops: int) -> str | None:
+    """The address the outermost trusted proxy saw; the peer when the header is short.
+
+    Each of ``hops`` proxies appends the address it received the request from, so the
+    entry ``hops`` places from the right was written by the outermost trusted one; any
+    entries further left came from the client and are not believed.
+    """
+    entries = [entry.strip() for entry in forwarded_for.split(",")] if forwarded_for else []
+    return entries[-hops] if len(entries) >= hops else peer
+
+
+def _is_one(value: str) -> bool:
+    return value.strip() == "1"
