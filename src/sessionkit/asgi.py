@@ -201,25 +201,31 @@ class SessionMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        cookies: list[str] = []
-        forwarded: list[str] = []
         found: list[str | None] = [None] * _SLOTS
+        repeated: list[tuple[int, str]] | None = None
         slots = self._slots
         for name, value in scope["headers"]:
             slot = slots.get(name)
             if slot is None:
                 continue
-            if slot == _COOKIE:
-                cookies.append(value.decode("latin-1"))
-            elif slot == _FORWARDED_FOR:
-                forwarded.append(value.decode("latin-1"))
+            if slot > _FORWARDED_FOR or found[slot] is None:
+                found[slot] = value.decode("latin-1")  # the last of any other header counts
+            elif repeated is None:
+                repeated = [(slot, value.decode("latin-1"))]
             else:
-                found[slot] = value.decode("latin-1")
+                repeated.append((slot, value.decode("latin-1")))
+        if repeated is not None:
+            # Every Cookie line counts, and every X-Forwarded-For line, in their order.
+            for slot, joiner in ((_COOKIE, "; "), (_FORWARDED_FOR, ", ")):
+                more = [text for s, text in repeated if s == slot]
+                if more:
+                    found[slot] = joiner.join([found[slot] or "", *more])
         client = scope.get("client")
-        http = scope["type"] == "http"
+        http = kind == "http"
         method = scope["method"] if http else "WEBSOCKET"
         provenance = None
         if self.kit.forgery.checks(method):
@@ -242,11 +248,11 @@ class SessionMiddleware:
         exempt = self.csrf_exempt
         exchange = Exchange(
             self.kit,
-            "; ".join(cookies) if cookies else None,
+            found[_COOKIE],
             client[0] if client else None,
             found[_GPC],
             found[_DNT],
-            ", ".join(forwarded) if forwarded else None,
+            found[_FORWARDED_FOR],
             method,
             scope["path"],
             scope.get("query_string", b"").decode("latin-1"),

@@ -16,9 +16,9 @@ A browser sends the same ``Cookie`` header until a cookie changes, so a
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from .errors import ConfigurationError
 
@@ -27,6 +27,7 @@ __all__ = [
     "MAX_PICKED_HEADER_CHARS",
     "PICKED_CACHE_SIZE",
     "CookieSpec",
+    "Found",
     "PickedCookies",
     "SameSite",
     "pick_cookies",
@@ -41,6 +42,7 @@ MAX_PICKED_HEADER_CHARS = 8192
 
 #: What :class:`PickedCookies` finds: every value of each wanted name, read-only.
 Found = Mapping[str, tuple[str, ...]]
+_T = TypeVar("_T")
 
 SameSite = Literal["lax", "strict", "none"]
 
@@ -88,32 +90,37 @@ def pick_cookies(header: str | None, names: Collection[str]) -> dict[str, list[s
 _NONE_FOUND: Found = {}
 
 
-class PickedCookies:
+class PickedCookies(Generic[_T]):
     """:func:`pick_cookies` for one set of names, remembering the last headers it read.
 
-    The answers are shared between requests that send the same header, so they are
-    read-only: a mapping of tuples. At most :data:`PICKED_CACHE_SIZE` headers of up to
-    :data:`MAX_PICKED_HEADER_CHARS` characters are kept (the memory is emptied when full).
+    ``derive`` turns what was found into what the caller decides from it (a pure
+    function of the header too), remembered with it. The answers are shared between
+    requests that send the same header, so they are read-only: a mapping of tuples. At
+    most :data:`PICKED_CACHE_SIZE` headers of up to :data:`MAX_PICKED_HEADER_CHARS`
+    characters are kept (the memory is emptied when full).
     """
 
-    __slots__ = ("_names", "_seen")
+    __slots__ = ("_derive", "_names", "_none", "_seen")
 
-    def __init__(self, names: Collection[str]) -> None:
+    def __init__(self, names: Collection[str], derive: Callable[[Found], _T]) -> None:
         self._names = tuple(names)
-        self._seen: dict[str, Found] = {}
+        self._derive = derive
+        self._none = (_NONE_FOUND, derive(_NONE_FOUND))
+        self._seen: dict[str, tuple[Found, _T]] = {}
 
-    def __call__(self, header: str | None) -> Found:
-        """Every value of each wanted name in ``header`` (the ``Cookie`` header's text)."""
+    def __call__(self, header: str | None) -> tuple[Found, _T]:
+        """What ``header`` (the ``Cookie`` header's text) holds, and what derives from it."""
         if not header:
-            return _NONE_FOUND
-        found = self._seen.get(header)
-        if found is None:
+            return self._none
+        picked = self._seen.get(header)
+        if picked is None:
             found = {n: tuple(v) for n, v in pick_cookies(header, self._names).items()}
+            picked = (found, self._derive(found))
             if len(header) <= MAX_PICKED_HEADER_CHARS:
                 if len(self._seen) >= PICKED_CACHE_SIZE:
                     self._seen.clear()
-                self._seen[header] = found
-        return found
+                self._seen[header] = picked
+        return picked
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .cookies import Found
 from .devices import NewDevice
 from .errors import BadToken, SessionTooLarge
 from .events import (
@@ -57,6 +58,7 @@ from .families import (
 from .forgery import TOKEN_MARKER, Provenance
 from .gate import BLOCK_STATUS, EarlyResponse, is_loopback_host, unavailable
 from .migrate import Refused
+from .seal import Sealer
 from .session import (
     Session,
     State,
@@ -95,6 +97,32 @@ class RequestInfo(NamedTuple):
     request_id: str | None = None
 
 
+class SessionCookie(NamedTuple):
+    """What a ``Cookie`` header holds of the session cookie, derived once per header."""
+
+    #: Its value, when it came exactly once.
+    value: str | None = None
+    #: Whether it came more than once (refused: neither copy is believed).
+    duplicated: bool = False
+    #: Whether its key id (read without decrypting) is not the newest key's: the
+    #: cookie is then re-issued even when the app does not use the session.
+    stale: bool = False
+
+
+def session_cookie_reader(name: str, sealer: Sealer) -> Callable[[Found], SessionCookie]:
+    """What the kit's :class:`~sessionkit.cookies.PickedCookies` derives from each header."""
+
+    def read(found: Found) -> SessionCookie:
+        values = found.get(name)
+        if values is None:
+            return SessionCookie()
+        if len(values) > 1:
+            return SessionCookie(duplicated=True)
+        return SessionCookie(values[0], stale=sealer.under_old_key(values[0]))
+
+    return read
+
+
 class HeaderChanges(NamedTuple):
     """Headers to append to a response, and whether its own Cache-Control goes first."""
 
@@ -123,6 +151,8 @@ class Exchange:
     _visitor: str | None = None
     _visitor_asked = _visitor_set = _visitor_delete = False
     _browser_opt_out = False
+    _stale = False
+    _request: RequestInfo | None = None
     #: The cookie's state whose store record must be loaded before the app runs.
     pending: State | None = None
 
@@ -153,15 +183,21 @@ class Exchange:
         """
         self._kit = kit
         self._now = now = kit.clock() if now is None else now
-        self._found = found = kit.request_cookies(cookie_header)
+        self._found, cookie = kit.request_cookies(cookie_header)
         if (sec_gpc is not None and _is_one(sec_gpc)) or (dnt is not None and _is_one(dnt)):
             self._browser_opt_out = True
-        if kit.trusted_proxy_hops:
-            client = _forwarded_client(client, forwarded_for, kit.trusted_proxy_hops)
-        if request_id is not None:
-            request_id = accepted_request_id(request_id)
-        self.request = RequestInfo(
-            client, method, path, query, accept, user_agent, scheme, host, request_id
+        # Most requests never need it (no event, no store): it is made on first use.
+        self._request_of = (
+            client,
+            forwarded_for,
+            method,
+            path,
+            query,
+            accept,
+            user_agent,
+            scheme,
+            host,
+            request_id,
         )
         early = None
         #: The anti-forgery token this request must carry (see :meth:`check_token`).
@@ -179,21 +215,24 @@ class Exchange:
             early = self._gate(method, path, query, accept)
         #: The response to send instead of calling the app (the cookies-required gate).
         self.early = early
-        values = None if early is not None else found.get(kit.session_spec.name)
         opener: Callable[[Session], None] = Session.reset
-        if values is None:
-            if kit.migration is not None and early is None:
-                opener = self._open_migrated
-        elif len(values) > 1:
+        value = cookie.value
+        if early is not None:
+            pass  # the app does not run: no cookie is read
+        elif cookie.duplicated:
             self._reject(DUPLICATE)
-        elif kit.store is None:
-            self._cookie_value = values[0]
-            opener = self._open_cookie
+        elif value is None:
+            if kit.migration is not None:
+                opener = self._open_migrated
         else:
-            self._cookie_value = values[0]
-            state = self._unseal(values[0])
-            if state is not None:
-                self.pending = state
+            self._cookie_value = value
+            self._stale = cookie.stale
+            if kit.store is None:
+                opener = self._open_cookie
+            else:
+                state = self._unseal(value)
+                if state is not None:
+                    self.pending = state
         #: The request's session (opened on first use).
         self.session = Session.lazy(opener, now, kit.guard, kit.timeouts)
 
@@ -236,11 +275,31 @@ class Exchange:
         self._kit.report(reason, self._kit.session_spec.name, self._info(), family=family)
         self._expire = True
 
+    @property
+    def request(self) -> RequestInfo:
+        """What the core knows of the request (its client, method, path, ...)."""
+        request = self._request
+        if request is None:
+            client, forwarded, method, path, query, accept, agent, scheme, host, request_id = (
+                self._request_of
+            )
+            hops = self._kit.trusted_proxy_hops
+            if hops:
+                client = _forwarded_client(client, forwarded, hops)
+            if request_id is not None:
+                request_id = accepted_request_id(request_id)
+            request = RequestInfo(
+                client, method, path, query, accept, agent, scheme, host, request_id
+            )
+            self._request = request
+        return request
+
     def _info(self) -> RequestInfo:
         """The request, with a request id generated on first need when it came with none."""
-        if self.request.request_id is None:
-            self.request = self.request._replace(request_id=new_request_id())
-        return self.request
+        request = self.request
+        if request.request_id is None:
+            request = self._request = request._replace(request_id=new_request_id())
+        return request
 
     def _unseal(self, value: str) -> State | None:
         """Open the cookie value and check its timeouts; None (reported) when refused."""
@@ -602,10 +661,7 @@ class Exchange:
         (re-issued under the newest even when unused). :meth:`finish` then returns no
         change, so a front end may skip it.
         """
-        if self._visitor_asked or self._expire or self.session.opened:
-            return False
-        value = self._cookie_value
-        return value is None or not self._kit.sealer.under_old_key(value)
+        return not (self._visitor_asked or self._expire or self._stale or self.session.opened)
 
     def finish(self, vary: list[str], cache_control: list[str]) -> HeaderChanges | EarlyResponse:
         """Save the session and decide the response's header changes (blocking).
@@ -652,7 +708,7 @@ class Exchange:
         session = self.session
         presented = self._cookie_value is not None or self._expire
         if not session.opened:
-            if self._cookie_value is None or not kit.sealer.under_old_key(self._cookie_value):
+            if not self._stale:
                 if self._expire:
                     out.append(spec.delete())
                 return
@@ -731,7 +787,7 @@ class Exchange:
         elif prior.id != state.id:
             cause = "explicit" if session.explicit_rotation else "timed"
             kit.lifecycle(ROTATED, self._info(), family=state.family, detail=cause)
-        elif self._cookie_value is not None and kit.sealer.under_old_key(self._cookie_value):
+        elif self._stale:
             kit.lifecycle(KEY_REISSUED, self._info(), family=state.family)
 
     def set_cookie_headers(self) -> list[str]:

@@ -50,7 +50,14 @@ from .events import (
     SecurityEvent,
     client_for_log,
 )
-from .exchange import Exchange, HeaderChanges, RequestInfo, _arun, _run
+from .exchange import (
+    Exchange,
+    HeaderChanges,
+    RequestInfo,
+    _arun,
+    _run,
+    session_cookie_reader,
+)
 from .forgery import Forgery, ForgeryPolicy, Provenance
 from .gate import (
     CHECK_COOKIE_MAX_AGE,
@@ -352,7 +359,8 @@ class SessionKit:
         self.migration = migrate
         #: Reads this kit's cookies (and a migration's) from a ``Cookie`` header.
         self.request_cookies = PickedCookies(
-            self.cookie_names | (migrate.cookie_names if migrate is not None else set())
+            self.cookie_names | (migrate.cookie_names if migrate is not None else set()),
+            session_cookie_reader(self.session_spec.name, self.sealer),
         )
         #: Counts sessions, refusals and store calls (see :mod:`sessionkit.metrics`).
         self.metrics = Metrics(meter_provider)

@@ -110,7 +110,6 @@ class Sealer:
 
     __slots__ = (
         "_cache_size",
-        "_heads",
         "_max_age",
         "_max_skew",
         "_name",
@@ -136,8 +135,6 @@ class Sealer:
         self._sealing: tuple[int, bytes, AESGCM, bytes] = (-1, b"", AESGCM(bytes(32)), b"")
         #: token -> (plaintext, hour, sealed under the newest key), for tokens that opened.
         self._opened: dict[str, tuple[bytes, int, bool]] = {}
-        #: a token's first characters -> whether they name a key id other than the newest.
-        self._heads: dict[str, bool] = {}
 
     def _cipher(self, kid: bytes, hour: int) -> AESGCM:
         """The cipher of one key and hour: AES-256-GCM under an HKDF-derived subkey."""
@@ -187,16 +184,15 @@ class Sealer:
         """Whether ``token``'s key id, readable without decrypting, is not the newest.
 
         False for a value too short or not base64 there (opening it will refuse it).
-        Answers are remembered by the token's first characters, the part they depend on.
         """
         head = token[:_KID_CHARS]
-        old = self._heads.get(head)
-        if old is None:
-            old = _names_old_key(head, self._primary_kid)
-            if len(self._heads) >= OPENED_CACHE_SIZE:
-                self._heads.clear()
-            self._heads[head] = old
-        return old
+        if len(head) < _KID_CHARS:
+            return False
+        try:
+            raw = binascii.a2b_base64(head.encode("ascii").translate(_FROM_URLSAFE))
+        except ValueError:  # not ASCII (UnicodeEncodeError) or not base64 (binascii.Error)
+            return False
+        return raw[1:_KID_END] != self._primary_kid
 
     def unseal(self, token: str, now: float) -> tuple[bytes, bool]:
         """Open a token sealed by this sealer's purpose and cookie name.
@@ -234,13 +230,3 @@ class Sealer:
             self._opened.clear()
         self._opened[token] = (plaintext, hour, newest)
         return plaintext, newest
-
-
-def _names_old_key(head: str, primary_kid: bytes) -> bool:
-    if len(head) < _KID_CHARS:
-        return False
-    try:
-        raw = binascii.a2b_base64(head.encode("ascii").translate(_FROM_URLSAFE))
-    except ValueError:  # not ASCII (UnicodeEncodeError) or not base64 (binascii.Error)
-        return False
-    return raw[1:_KID_END] != primary_kid

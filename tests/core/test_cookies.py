@@ -13,6 +13,7 @@ from sessionkit.cookies import (
     MAX_PICKED_HEADER_CHARS,
     PICKED_CACHE_SIZE,
     CookieSpec,
+    Found,
     PickedCookies,
     pick_cookies,
 )
@@ -27,27 +28,34 @@ def test_picks_only_wanted_names_and_keeps_every_copy() -> None:
     assert pick_cookies(header, NAMES) == {"__Host-session": ["x", "y"], "__Host-visitor": ["v"]}
 
 
+def _count(found: Found) -> int:
+    return sum(len(v) for v in found.values())
+
+
 @given(st.text(alphabet="_Hostevin-=; \tab1"))
 def test_picked_cookies_answers_as_pick_cookies_read_only(header: str) -> None:
-    picked = PickedCookies(NAMES)
-    first = picked(header)
-    assert {n: list(v) for n, v in first.items()} == pick_cookies(header, NAMES)
-    assert picked(header) == first
-    assert all(type(v) is tuple for v in first.values()), "shared between requests: immutable"
+    picked = PickedCookies(NAMES, _count)
+    found, count = picked(header)
+    assert {n: list(v) for n, v in found.items()} == pick_cookies(header, NAMES)
+    assert count == _count(found), "what derives from the answer comes with it"
+    assert picked(header) == (found, count)
+    assert all(type(v) is tuple for v in found.values()), "shared between requests: immutable"
 
 
 def test_picked_cookies_remembers_a_bounded_number_of_short_headers() -> None:
-    picked = PickedCookies(NAMES)
+    derived: list[Found] = []
+    picked = PickedCookies(NAMES, derived.append)
     header = "a=1; __Host-session=x"
     assert picked(header) is picked(header), "the same header again is not parsed again"
+    assert derived == [{}, {"__Host-session": ("x",)}], "derived once per header (and for none)"
     for i in range(PICKED_CACHE_SIZE):
         picked(f"n{i}=1")
     assert len(picked._seen) <= PICKED_CACHE_SIZE
     long = "__Host-session=x; " + "a" * MAX_PICKED_HEADER_CHARS
-    assert picked(long) == {"__Host-session": ("x",)}
+    assert picked(long)[0] == {"__Host-session": ("x",)}
     assert long not in picked._seen
-    assert picked(None) == {}
-    assert picked("") == {}
+    assert picked(None) == ({}, None)
+    assert picked("") == ({}, None)
 
 
 @pytest.mark.parametrize(
