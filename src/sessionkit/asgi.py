@@ -86,8 +86,13 @@ _HEADER_SLOTS = {
 }
 
 
+#: The names of the headers sessionkit adds, as ASGI spells them.
+_NAMES = {n: n.lower().encode("latin-1") for n in ("Vary", "Cache-Control", "Set-Cookie")}
+
+
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    names = _NAMES
+    return [(names.get(n) or n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
 
 
 def _from_starlette_names(
@@ -206,53 +211,47 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         found: list[str | None] = [None] * _SLOTS
-        repeated: list[tuple[int, str]] | None = None
+        cookie = forwarded = None
+        cookies: list[str] | None = None  # every Cookie line, when there are several
+        forwards: list[str] | None = None  # every X-Forwarded-For line, likewise
         slots = self._slots
         for name, value in scope["headers"]:
             slot = slots.get(name)
             if slot is None:
                 continue
-            if slot > _FORWARDED_FOR or found[slot] is None:
-                found[slot] = value.decode("latin-1")  # the last of any other header counts
-            elif repeated is None:
-                repeated = [(slot, value.decode("latin-1"))]
+            text = value.decode("latin-1")
+            if slot > _FORWARDED_FOR:
+                found[slot] = text  # the last of any other header counts
+            elif slot == _COOKIE:
+                if cookie is None:
+                    cookie = text
+                elif cookies is None:
+                    cookies = [cookie, text]
+                else:
+                    cookies.append(text)
+            elif forwarded is None:
+                forwarded = text
+            elif forwards is None:
+                forwards = [forwarded, text]
             else:
-                repeated.append((slot, value.decode("latin-1")))
-        if repeated is not None:
-            # Every Cookie line counts, and every X-Forwarded-For line, in their order.
-            for slot, joiner in ((_COOKIE, "; "), (_FORWARDED_FOR, ", ")):
-                more = [text for s, text in repeated if s == slot]
-                if more:
-                    found[slot] = joiner.join([found[slot] or "", *more])
+                forwards.append(text)
+        if cookies is not None:
+            cookie = "; ".join(cookies)
+        if forwards is not None:
+            forwarded = ", ".join(forwards)
         client = scope.get("client")
         http = kind == "http"
         method = scope["method"] if http else "WEBSOCKET"
-        provenance = None
-        if self.kit.forgery.checks(method):
-            host = found[_HOST]
-            if host is None:
-                server = scope.get("server")
-                if server and server[1] is not None:
-                    host = f"{server[0]}:{server[1]}"
-            provenance = Provenance(
-                found[_ORIGIN],
-                found[_REFERER],
-                found[_FETCH_SITE],
-                host,
-                scope.get("scheme") or ("http" if http else "ws"),
-                found[_FORWARDED_HOST],
-                found[_FORWARDED_PROTO],
-                found[_TOKEN],
-                found[_CONTENT_TYPE],
-            )
+        kit = self.kit
+        provenance = _provenance(scope, found, http) if kit.forgery.checks(method) else None
         exempt = self.csrf_exempt
         exchange = Exchange(
-            self.kit,
-            found[_COOKIE],
+            kit,
+            cookie,
             client[0] if client else None,
             found[_GPC],
             found[_DNT],
-            found[_FORWARDED_FOR],
+            forwarded,
             method,
             scope["path"],
             scope.get("query_string", b"").decode("latin-1"),
@@ -274,7 +273,7 @@ class SessionMiddleware:
             sent = None
             if check.header is None and check.form:
                 body, complete, receive = await _body_prefix(receive)
-                field = self.kit.forgery.policy.token_field
+                field = kit.forgery.policy.token_field
                 sent = form_token(body, found[_CONTENT_TYPE], field, complete=complete)
             early = exchange.check_token(sent)
         if early is not None:
@@ -290,35 +289,65 @@ class SessionMiddleware:
             return
         replaced = False
 
-        async def send_with_cookies(message: Message) -> None:
+        async def start_with_cookies(message: Message) -> None:
             nonlocal replaced
-            if replaced:
+            headers = message.get("headers", [])
+            vary: list[str] = []
+            cache_control: list[str] = []
+            for name, value in headers:
+                if name == b"vary":
+                    vary.append(value.decode("latin-1"))
+                elif name == b"cache-control":
+                    cache_control.append(value.decode("latin-1"))
+            changes = (
+                exchange.finish(vary, cache_control)
+                if kit.store is None
+                else await exchange.afinish(vary, cache_control)
+            )
+            if isinstance(changes, EarlyResponse):
+                replaced = True
+                await _respond(send, changes)
                 return
-            if message["type"] == "http.response.start" and not exchange.untouched:
-                headers = message.get("headers", [])
-                vary: list[str] = []
-                cache_control: list[str] = []
-                for name, value in headers:
-                    if name == b"vary":
-                        vary.append(value.decode("latin-1"))
-                    elif name == b"cache-control":
-                        cache_control.append(value.decode("latin-1"))
-                changes = (
-                    exchange.finish(vary, cache_control)
-                    if self.kit.store is None
-                    else await exchange.afinish(vary, cache_control)
-                )
-                if isinstance(changes, EarlyResponse):
-                    replaced = True
-                    await _respond(send, changes)
-                    return
-                if changes.add:
-                    if changes.drop_cache_control:
-                        headers = [h for h in headers if h[0] != b"cache-control"]
-                    message["headers"] = [*headers, *_encode(changes.add)]
+            if changes.add:
+                if changes.drop_cache_control:
+                    headers = [h for h in headers if h[0] != b"cache-control"]
+                message["headers"] = [*headers, *_encode(changes.add)]
             await send(message)
 
+        def send_with_cookies(message: Message) -> Awaitable[None]:
+            # Not a coroutine function itself: most messages go on to ``send`` as they
+            # are, and its own awaitable is handed back without another frame around it.
+            if replaced:
+                return _nothing()
+            if message["type"] == "http.response.start" and not exchange.untouched:
+                return start_with_cookies(message)
+            return send(message)
+
         await self.app(scope, receive, send_with_cookies)
+
+
+def _provenance(scope: Scope, found: list[str | None], http: bool) -> Provenance:
+    """The origin headers of a request the forgery checks look at."""
+    host = found[_HOST]
+    if host is None:
+        server = scope.get("server")
+        if server and server[1] is not None:
+            host = f"{server[0]}:{server[1]}"
+    return Provenance(
+        found[_ORIGIN],
+        found[_REFERER],
+        found[_FETCH_SITE],
+        host,
+        scope.get("scheme") or ("http" if http else "ws"),
+        found[_FORWARDED_HOST],
+        found[_FORWARDED_PROTO],
+        found[_TOKEN],
+        found[_CONTENT_TYPE],
+    )
+
+
+async def _nothing() -> None:
+    """What is sent after a response sessionkit replaced: nothing."""
 
 
 async def _body_prefix(receive: Receive) -> tuple[bytes, bool, Receive]:

@@ -55,7 +55,7 @@ from .families import (
     plan,
     stored_until,
 )
-from .forgery import TOKEN_MARKER, Provenance
+from .forgery import TOKEN_MARKER, Provenance, TokenCheck
 from .gate import BLOCK_STATUS, EarlyResponse, is_loopback_host, unavailable
 from .migrate import Refused
 from .seal import Sealer
@@ -153,6 +153,8 @@ class Exchange:
     _browser_opt_out = False
     _stale = False
     _request: RequestInfo | None = None
+    #: The anti-forgery token this request must carry (see :meth:`check_token`).
+    token_check: TokenCheck | None = None
     #: The cookie's state whose store record must be loaded before the app runs.
     pending: State | None = None
 
@@ -200,8 +202,6 @@ class Exchange:
             request_id,
         )
         early = None
-        #: The anti-forgery token this request must carry (see :meth:`check_token`).
-        self.token_check = None
         if provenance is not None and kit.forgery:
             reason, self.token_check = kit.forgery.decide(
                 method, path, provenance, kit.trusted_proxy_hops, exempt
@@ -226,7 +226,8 @@ class Exchange:
                 opener = self._open_migrated
         else:
             self._cookie_value = value
-            self._stale = cookie.stale
+            if cookie.stale:
+                self._stale = True
             if kit.store is None:
                 opener = self._open_cookie
             else:
@@ -733,7 +734,7 @@ class Exchange:
             state = state._replace(id=new_session_id(), rotated_at=now)
         state = _seen_at(state, max(now, state.last_seen))
         session.adopt(state, None)
-        self._issue(out, state, dict(dict.items(session)))
+        self._issue(out, state, session)
 
     def _stored_cookie(self, out: list[str], presented: bool) -> None:
         spec = self._kit.session_spec
@@ -827,7 +828,7 @@ class Exchange:
         cookies = self.set_cookie_headers()
         add: list[tuple[str, str]] = []
         used = self.session.accessed or self._visitor_asked
-        if (used or cookies) and not any(_lists_token(v, _VARY_COVERS) for v in vary):
+        if (used or cookies) and not (vary and any(_lists_token(v, _VARY_COVERS) for v in vary)):
             add.append(("Vary", "Cookie"))
         if cookies:
             add.append(("Cache-Control", _NO_STORE))
