@@ -751,13 +751,14 @@ class Exchange:
             self._issue(out, state, None)
 
     def _issue(self, out: list[str], state: State, data: dict[str, Any] | None) -> None:
-        kit = self._kit
-        value = kit.sealer.seal(encode_payload(state, data), self._now)
-        size = kit.session_spec.size(value)
+        kit, now = self._kit, self._now
+        spec = kit.session_spec
+        value = kit.sealer.seal(encode_payload(state, data), now)
+        size = spec.size(value)
         if size > kit.max_cookie_bytes:
             raise SessionTooLarge(size, kit.max_cookie_bytes)
-        max_age = kit.timeouts.max_age(state.lifetime, state.created_at, state.last_seen, self._now)
-        out.append(kit.session_spec.set(value, max_age))
+        _, _, _, created, seen, _, _, _, lifetime = state
+        out.append(spec.set(value, kit.timeouts.max_age(lifetime, created, seen, now)))
         self._issued = True
 
     def _note_lifecycle(self) -> None:

@@ -383,7 +383,8 @@ class Session(dict[str, Any]):
     @property
     def state(self) -> State:
         """The current lifecycle state (opens the session, not counting as a use)."""
-        self.open()
+        if self._opener is not None:
+            self.open()
         return self._state
 
     @property
@@ -470,7 +471,8 @@ class Session(dict[str, Any]):
     @property
     def is_new(self) -> bool:
         """Whether the request arrived without a usable session (no cookie, or refused)."""
-        self.open()
+        if self._opener is not None:
+            self.open()
         return self._is_new
 
     @property
@@ -483,7 +485,8 @@ class Session(dict[str, Any]):
     @property
     def is_empty(self) -> bool:
         """Whether the session holds no data and no user, so it needs no cookie."""
-        self.open()
+        if self._opener is not None:
+            self.open()
         return not dict.__len__(self) and self._state.user_id is None
 
     # -- lifecycle changes -----------------------------------------------------------
