@@ -194,6 +194,7 @@ class SessionMiddleware:
             )
         self.app = app
         self.kit = kit
+        self._checks = kit.forgery.checks
         #: Asked, before a forgery refusal, whether the app's route is exempt.
         self.csrf_exempt = csrf_exempt
         token_header = kit.forgery.policy.token_header.lower().encode("latin-1")
@@ -243,7 +244,7 @@ class SessionMiddleware:
         http = kind == "http"
         method = scope["method"] if http else "WEBSOCKET"
         kit = self.kit
-        provenance = _provenance(scope, found, http) if kit.forgery.checks(method) else None
+        provenance = _provenance(scope, found, http) if self._checks(method) else None
         exempt = self.csrf_exempt
         exchange = Exchange(
             kit,
@@ -287,32 +288,7 @@ class SessionMiddleware:
         if not http:
             await self.app(scope, receive, send)
             return
-        replaced = False
-
-        async def start_with_cookies(message: Message) -> None:
-            nonlocal replaced
-            headers = message.get("headers", [])
-            vary: list[str] = []
-            cache_control: list[str] = []
-            for name, value in headers:
-                if name == b"vary":
-                    vary.append(value.decode("latin-1"))
-                elif name == b"cache-control":
-                    cache_control.append(value.decode("latin-1"))
-            changes = (
-                exchange.finish(vary, cache_control)
-                if kit.store is None
-                else await exchange.afinish(vary, cache_control)
-            )
-            if isinstance(changes, EarlyResponse):
-                replaced = True
-                await _respond(send, changes)
-                return
-            if changes.add:
-                if changes.drop_cache_control:
-                    headers = [h for h in headers if h[0] != b"cache-control"]
-                message["headers"] = [*headers, *_encode(changes.add)]
-            await send(message)
+        replaced: list[EarlyResponse] = []  # the response sent in place of the app's
 
         def send_with_cookies(message: Message) -> Awaitable[None]:
             # Not a coroutine function itself: most messages go on to ``send`` as they
@@ -320,7 +296,7 @@ class SessionMiddleware:
             if replaced:
                 return _nothing()
             if message["type"] == "http.response.start" and not exchange.untouched:
-                return start_with_cookies(message)
+                return _start_with_cookies(exchange, message, send, replaced)
             return send(message)
 
         await self.app(scope, receive, send_with_cookies)
@@ -344,6 +320,34 @@ def _provenance(scope: Scope, found: list[str | None], http: bool) -> Provenance
         found[_TOKEN],
         found[_CONTENT_TYPE],
     )
+
+
+async def _start_with_cookies(
+    exchange: Exchange, message: Message, send: Send, replaced: list[EarlyResponse]
+) -> None:
+    """Send ``http.response.start`` with the exchange's headers, or the 503 in its place."""
+    headers = message.get("headers", [])
+    vary: list[str] = []
+    cache_control: list[str] = []
+    for name, value in headers:
+        if name == b"vary":
+            vary.append(value.decode("latin-1"))
+        elif name == b"cache-control":
+            cache_control.append(value.decode("latin-1"))
+    changes = (
+        exchange.finish(vary, cache_control)
+        if exchange.kit.store is None
+        else await exchange.afinish(vary, cache_control)
+    )
+    if isinstance(changes, EarlyResponse):
+        replaced.append(changes)
+        await _respond(send, changes)
+        return
+    if changes.add:
+        if changes.drop_cache_control:
+            headers = [h for h in headers if h[0] != b"cache-control"]
+        message["headers"] = [*headers, *_encode(changes.add)]
+    await send(message)
 
 
 async def _nothing() -> None:

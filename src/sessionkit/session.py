@@ -266,25 +266,27 @@ class Session(dict[str, Any]):
     again, or set ``session.modified = True``.
     """
 
-    __slots__ = (
-        "_guard",
-        "_is_new",
-        "_loaded",
-        "_now",
-        "_opener",
-        "_reads_count",
-        "_state",
-        "_timeouts",
-        "accessed",
-        "ended",
-        "explicit_rotation",
-        "kept",
-        "modified",
-    )
+    # What every request sets is a slot; the lifecycle flags start as these class
+    # attributes, and a session holds its own (in its __dict__) only once its request
+    # changes them, which most requests never do.
+    __slots__ = ("__dict__", "_guard", "_now", "_opener", "_state", "_timeouts")
 
+    _opener: Opener | None
     _state: State
     #: The state the request arrived with (None for a session that had no cookie).
-    _loaded: State | None
+    _loaded: State | None = None
+    _reads_count = True
+    _is_new = True
+    #: Whether the app used the session (read or wrote it).
+    accessed = False
+    #: Whether anything changed: data, id, user, lifetime.
+    modified = False
+    #: Whether :meth:`keep` asked for a cookie even while the session is empty.
+    kept = False
+    #: The family this request ended (logout or login), or None.
+    ended: str | None = None
+    #: Whether :meth:`rotate` (or :meth:`confirm_login`) was called in this request.
+    explicit_rotation = False
 
     def __init__(
         self,
@@ -312,18 +314,6 @@ class Session(dict[str, Any]):
         self._guard = guard
         self._timeouts = timeouts
         self._opener = opener
-        self._loaded = None
-        self._reads_count = self._is_new = True
-        #: Whether the app used the session (read or wrote it).
-        self.accessed = False
-        #: Whether anything changed: data, id, user, lifetime.
-        self.modified = False
-        #: Whether :meth:`keep` asked for a cookie even while the session is empty.
-        self.kept = False
-        #: The family this request ended (logout or login), or None.
-        self.ended: str | None = None
-        #: Whether :meth:`rotate` (or :meth:`confirm_login`) was called in this request.
-        self.explicit_rotation = False
 
     # -- construction by the exchange -----------------------------------------------
 
