@@ -295,25 +295,16 @@ class Session(dict[str, Any]):
         **kwargs: Any,
     ) -> None:
         super().__init__()
-        self._setup(time.time(), _DEFAULT_GUARD, _DEFAULT_TIMEOUTS)
+        self._now = time.time()
+        self._guard = _DEFAULT_GUARD
+        self._timeouts = _DEFAULT_TIMEOUTS
+        self._opener = None
         # As Starlette's Session: reads of a standalone session do not count as access.
         self._reads_count = False
         self._state = State.fresh(self._now)
         for key, value in dict(data, **kwargs).items():
             check_value(key, value)
             dict.__setitem__(self, key, value)
-
-    def _setup(
-        self,
-        now: float,
-        guard: SensitiveDataGuard,
-        timeouts: Timeouts,
-        opener: Opener | None = None,
-    ) -> None:
-        self._now = now
-        self._guard = guard
-        self._timeouts = timeouts
-        self._opener = opener
 
     # -- construction by the exchange -----------------------------------------------
 
@@ -323,7 +314,10 @@ class Session(dict[str, Any]):
     ) -> Session:
         """A session that ``opener`` fills (with :meth:`fill` or :meth:`reset`) on first use."""
         session = cls.__new__(cls)
-        session._setup(now, guard, timeouts, opener)
+        session._now = now
+        session._guard = guard
+        session._timeouts = timeouts
+        session._opener = opener
         return session
 
     def fill(self, state: State, data: Mapping[str, Any] | None) -> None:
