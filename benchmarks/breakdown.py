@@ -116,7 +116,7 @@ def rows() -> list[tuple[str, str, float]]:
     g = "exchange (kit.open + response headers), visitor off"
     cookie = dict(core.asgi_variants(core.app_untouched)[1].scope["headers"])[b"cookie"]
     cookie_text = cookie.decode("latin-1")
-    add(g, "pick_cookies(header, names)", lambda: pick_cookies(cookie_text, kit._names))
+    add(g, "pick_cookies(header, names)", lambda: pick_cookies(cookie_text, kit.cookie_names))
     add(g, "kit.open(cookie_header, client=...) total", lambda: kit.open(cookie_text, client="x"))
     untouched = kit.open(cookie_text, client="x")
     app_headers = [("content-type", "text/plain"), ("content-length", "2")]

@@ -21,6 +21,7 @@ from typing import Any
 
 from .access import csrf_token, opt_in, opt_out, session_of, visitor_of
 from .errors import ConfigurationError
+from .exchange import Exchange
 from .forgery import MAX_FORM_PREFIX, Provenance, form_token
 from .gate import EarlyResponse
 from .kit import SessionKit
@@ -85,8 +86,13 @@ _HEADER_SLOTS = {
 }
 
 
+#: The names of the headers sessionkit adds, as ASGI spells them.
+_NAMES = {n: n.lower().encode("latin-1") for n in ("Vary", "Cache-Control", "Set-Cookie")}
+
+
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    names = _NAMES
+    return [(names.get(n) or n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
 
 
 def _from_starlette_names(
@@ -194,6 +200,7 @@ class SessionMiddleware:
             )
         self.app = app
         self.kit = kit
+        self._checks = kit.forgery.checks
         #: Asked, before a forgery refusal, whether the app's route is exempt.
         self.csrf_exempt = csrf_exempt
         token_header = kit.forgery.policy.token_header.lower().encode("latin-1")
@@ -206,62 +213,64 @@ class SessionMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        cookies: list[str] = []
-        forwarded: list[str] = []
         found: list[str | None] = [None] * _SLOTS
+        cookie = forwarded = None
+        cookies: list[str] | None = None  # every Cookie line, when there are several
+        forwards: list[str] | None = None  # every X-Forwarded-For line, likewise
         slots = self._slots
         for name, value in scope["headers"]:
             slot = slots.get(name)
             if slot is None:
                 continue
-            if slot == _COOKIE:
-                cookies.append(value.decode("latin-1"))
-            elif slot == _FORWARDED_FOR:
-                forwarded.append(value.decode("latin-1"))
+            text = value.decode("latin-1")
+            if slot > _FORWARDED_FOR:
+                found[slot] = text  # the last of any other header counts
+            elif slot == _COOKIE:
+                if cookie is None:
+                    cookie = text
+                elif cookies is None:
+                    cookies = [cookie, text]
+                else:
+                    cookies.append(text)
+            elif forwarded is None:
+                forwarded = text
+            elif forwards is None:
+                forwards = [forwarded, text]
             else:
-                found[slot] = value.decode("latin-1")
+                forwards.append(text)
+        if cookies is not None:
+            cookie = "; ".join(cookies)
+        if forwards is not None:
+            forwarded = ", ".join(forwards)
         client = scope.get("client")
-        http = scope["type"] == "http"
+        http = kind == "http"
         method = scope["method"] if http else "WEBSOCKET"
-        provenance = None
-        if self.kit.forgery.checks(method):
-            host = found[_HOST]
-            if host is None:
-                server = scope.get("server")
-                if server and server[1] is not None:
-                    host = f"{server[0]}:{server[1]}"
-            provenance = Provenance(
-                found[_ORIGIN],
-                found[_REFERER],
-                found[_FETCH_SITE],
-                host,
-                scope.get("scheme") or ("http" if http else "ws"),
-                found[_FORWARDED_HOST],
-                found[_FORWARDED_PROTO],
-                found[_TOKEN],
-                found[_CONTENT_TYPE],
-            )
+        kit = self.kit
+        provenance = _provenance(scope, found, http) if self._checks(method) else None
         exempt = self.csrf_exempt
-        exchange = self.kit.open(
-            "; ".join(cookies) if cookies else None,
-            client=client[0] if client else None,
-            sec_gpc=found[_GPC],
-            dnt=found[_DNT],
-            forwarded_for=", ".join(forwarded) if forwarded else None,
-            method=method,
-            path=scope["path"],
-            query=scope.get("query_string", b"").decode("latin-1"),
-            accept=found[_ACCEPT],
-            user_agent=found[_USER_AGENT],
-            request_id=found[_REQUEST_ID],
-            scheme=scope.get("scheme"),
-            host=found[_HOST],
-            access_control_request_method=found[_PREFLIGHT],
-            provenance=provenance,
-            exempt=None if exempt is None else partial(exempt, scope),
+        exchange = Exchange(
+            kit,
+            cookie,
+            client[0] if client else None,
+            found[_GPC],
+            found[_DNT],
+            forwarded,
+            method,
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            found[_ACCEPT],
+            found[_USER_AGENT],
+            found[_REQUEST_ID],
+            scope.get("scheme"),
+            found[_HOST],
+            found[_PREFLIGHT],
+            None,
+            provenance,
+            None if exempt is None else partial(exempt, scope),
         )
         early = exchange.early
         if early is None and exchange.pending is not None:
@@ -271,7 +280,7 @@ class SessionMiddleware:
             sent = None
             if check.header is None and check.form:
                 body, complete, receive = await _body_prefix(receive)
-                field = self.kit.forgery.policy.token_field
+                field = kit.forgery.policy.token_field
                 sent = form_token(body, found[_CONTENT_TYPE], field, complete=complete)
             early = exchange.check_token(sent)
         if early is not None:
@@ -285,37 +294,70 @@ class SessionMiddleware:
         if not http:
             await self.app(scope, receive, send)
             return
-        replaced = False
+        replaced: list[EarlyResponse] = []  # the response sent in place of the app's
 
-        async def send_with_cookies(message: Message) -> None:
-            nonlocal replaced
+        def send_with_cookies(message: Message) -> Awaitable[None]:
+            # Not a coroutine function itself: most messages go on to ``send`` as they
+            # are, and its own awaitable is handed back without another frame around it.
             if replaced:
-                return
-            if message["type"] == "http.response.start":
-                headers = message.get("headers", [])
-                vary: list[str] = []
-                cache_control: list[str] = []
-                for name, value in headers:
-                    if name == b"vary":
-                        vary.append(value.decode("latin-1"))
-                    elif name == b"cache-control":
-                        cache_control.append(value.decode("latin-1"))
-                changes = (
-                    exchange.finish(vary, cache_control)
-                    if self.kit.store is None
-                    else await exchange.afinish(vary, cache_control)
-                )
-                if isinstance(changes, EarlyResponse):
-                    replaced = True
-                    await _respond(send, changes)
-                    return
-                if changes.add:
-                    if changes.drop_cache_control:
-                        headers = [h for h in headers if h[0] != b"cache-control"]
-                    message["headers"] = [*headers, *_encode(changes.add)]
-            await send(message)
+                return _nothing()
+            if message["type"] == "http.response.start" and not exchange.untouched:
+                return _start_with_cookies(exchange, message, send, replaced)
+            return send(message)
 
         await self.app(scope, receive, send_with_cookies)
+
+
+def _provenance(scope: Scope, found: list[str | None], http: bool) -> Provenance:
+    """The origin headers of a request the forgery checks look at."""
+    host = found[_HOST]
+    if host is None:
+        server = scope.get("server")
+        if server and server[1] is not None:
+            host = f"{server[0]}:{server[1]}"
+    return Provenance(
+        found[_ORIGIN],
+        found[_REFERER],
+        found[_FETCH_SITE],
+        host,
+        scope.get("scheme") or ("http" if http else "ws"),
+        found[_FORWARDED_HOST],
+        found[_FORWARDED_PROTO],
+        found[_TOKEN],
+        found[_CONTENT_TYPE],
+    )
+
+
+async def _start_with_cookies(
+    exchange: Exchange, message: Message, send: Send, replaced: list[EarlyResponse]
+) -> None:
+    """Send ``http.response.start`` with the exchange's headers, or the 503 in its place."""
+    headers = message.get("headers", [])
+    vary: list[str] = []
+    cache_control: list[str] = []
+    for name, value in headers:
+        if name == b"vary":
+            vary.append(value.decode("latin-1"))
+        elif name == b"cache-control":
+            cache_control.append(value.decode("latin-1"))
+    changes = (
+        exchange.finish(vary, cache_control)
+        if exchange.kit.store is None
+        else await exchange.afinish(vary, cache_control)
+    )
+    if isinstance(changes, EarlyResponse):
+        replaced.append(changes)
+        await _respond(send, changes)
+        return
+    if changes.add:
+        if changes.drop_cache_control:
+            headers = [h for h in headers if h[0] != b"cache-control"]
+        message["headers"] = [*headers, *_encode(changes.add)]
+    await send(message)
+
+
+async def _nothing() -> None:
+    """What is sent after a response sessionkit replaced: nothing."""
 
 
 async def _body_prefix(receive: Receive) -> tuple[bytes, bool, Receive]:

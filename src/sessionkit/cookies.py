@@ -7,22 +7,45 @@ value are dropped and no other character is (a vertical tab or a no-break space 
 ``__Host-session`` makes another name), and names compare byte for byte, so
 ``__host-session`` is not ``__Host-session``. Every occurrence of a wanted name is kept,
 so a caller can treat duplicates as the attack they are.
+
+A browser sends the same ``Cookie`` header until a cookie changes, so a
+:class:`PickedCookies` remembers what :func:`pick_cookies` found in the last
+:data:`PICKED_CACHE_SIZE` headers: parsing is a pure function of the header text.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["MAX_COOKIE_BYTES", "SPELLINGS", "CookieSpec", "SameSite", "Spelling", "pick_cookies"]
+__all__ = [
+    "MAX_COOKIE_BYTES",
+    "MAX_PICKED_HEADER_CHARS",
+    "PICKED_CACHE_SIZE",
+    "SPELLINGS",
+    "CookieSpec",
+    "Found",
+    "PickedCookies",
+    "SameSite",
+    "Spelling",
+    "pick_cookies",
+]
 
 #: Browsers store a cookie only when its name and value together fit in this many bytes.
 MAX_COOKIE_BYTES = 4096
+#: How many ``Cookie`` headers a :class:`PickedCookies` remembers.
+PICKED_CACHE_SIZE = 1024
+#: Longer headers are parsed every time, never remembered.
+MAX_PICKED_HEADER_CHARS = 8192
+
+#: What :class:`PickedCookies` finds: every value of each wanted name, read-only.
+Found = Mapping[str, tuple[str, ...]]
+_T = TypeVar("_T")
 
 SameSite = Literal["lax", "strict", "none"]
 #: How ``Set-Cookie`` attributes are written: ``"standard"`` (``Max-Age=60; Path=/;
@@ -73,6 +96,42 @@ def pick_cookies(header: str | None, names: Collection[str]) -> dict[str, list[s
             found.setdefault(name, []).append(header[after + 1 : end].strip(_OWS))
             start = end
     return found
+
+
+_NONE_FOUND: Found = {}
+
+
+class PickedCookies(Generic[_T]):
+    """:func:`pick_cookies` for one set of names, remembering the last headers it read.
+
+    ``derive`` turns what was found into what the caller decides from it (a pure
+    function of the header too), remembered with it. The answers are shared between
+    requests that send the same header, so they are read-only: a mapping of tuples. At
+    most :data:`PICKED_CACHE_SIZE` headers of up to :data:`MAX_PICKED_HEADER_CHARS`
+    characters are kept (the memory is emptied when full).
+    """
+
+    __slots__ = ("_derive", "_names", "_none", "_seen")
+
+    def __init__(self, names: Collection[str], derive: Callable[[Found], _T]) -> None:
+        self._names = tuple(names)
+        self._derive = derive
+        self._none = (_NONE_FOUND, derive(_NONE_FOUND))
+        self._seen: dict[str, tuple[Found, _T]] = {}
+
+    def __call__(self, header: str | None) -> tuple[Found, _T]:
+        """What ``header`` (the ``Cookie`` header's text) holds, and what derives from it."""
+        if not header:
+            return self._none
+        picked = self._seen.get(header)
+        if picked is None:
+            found = {n: tuple(v) for n, v in pick_cookies(header, self._names).items()}
+            picked = (found, self._derive(found))
+            if len(header) <= MAX_PICKED_HEADER_CHARS:
+                if len(self._seen) >= PICKED_CACHE_SIZE:
+                    self._seen.clear()
+                self._seen[header] = picked
+        return picked
 
 
 @dataclass(frozen=True, slots=True)

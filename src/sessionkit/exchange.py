@@ -20,20 +20,23 @@ Every decision lives here and in the modules it calls; front ends only translate
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .cookies import Found
 from .devices import NewDevice
 from .errors import BadToken, SessionTooLarge
 from .events import (
     CREATED,
     DUPLICATE,
+    GATE_BLOCKED,
+    INSECURE_TRANSPORT,
     KEY_REISSUED,
     LOGIN,
     LOGOUT,
     MIGRATED,
     ROTATED,
+    accepted_request_id,
     new_request_id,
 )
 from .families import LOGIN as FAMILY_LOGIN
@@ -52,9 +55,10 @@ from .families import (
     plan,
     stored_until,
 )
-from .forgery import TOKEN_MARKER, TokenCheck
-from .gate import EarlyResponse, unavailable
+from .forgery import TOKEN_MARKER, Provenance, TokenCheck
+from .gate import BLOCK_STATUS, EarlyResponse, is_loopback_host, unavailable
 from .migrate import Refused
+from .seal import Sealer
 from .session import (
     Session,
     State,
@@ -77,9 +81,6 @@ __all__ = ["MAX_ATTEMPTS", "Exchange", "HeaderChanges", "RequestInfo"]
 MAX_ATTEMPTS = 16
 _NO_STORE = "no-store"
 _VARY_COVERS = ("cookie", "*")
-#: Key id bytes of a sealed token are bytes 1-4: the first 8 base64url characters.
-_KID_CHARS = 8
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 class RequestInfo(NamedTuple):
@@ -94,6 +95,32 @@ class RequestInfo(NamedTuple):
     scheme: str | None = None
     host: str | None = None
     request_id: str | None = None
+
+
+class SessionCookie(NamedTuple):
+    """What a ``Cookie`` header holds of the session cookie, derived once per header."""
+
+    #: Its value, when it came exactly once.
+    value: str | None = None
+    #: Whether it came more than once (refused: neither copy is believed).
+    duplicated: bool = False
+    #: Whether its key id (read without decrypting) is not the newest key's: the
+    #: cookie is then re-issued even when the app does not use the session.
+    stale: bool = False
+
+
+def session_cookie_reader(name: str, sealer: Sealer) -> Callable[[Found], SessionCookie]:
+    """What the kit's :class:`~sessionkit.cookies.PickedCookies` derives from each header."""
+
+    def read(found: Found) -> SessionCookie:
+        values = found.get(name)
+        if values is None:
+            return SessionCookie()
+        if len(values) > 1:
+            return SessionCookie(duplicated=True)
+        return SessionCookie(values[0], stale=sealer.under_old_key(values[0]))
+
+    return read
 
 
 class HeaderChanges(NamedTuple):
@@ -111,97 +138,130 @@ Step = Generator[tuple[str, tuple[Any, ...]], Any, Any]
 class Exchange:
     """The sessionkit side of one request (see the module docstring)."""
 
-    __slots__ = (
-        "_base",
-        "_browser_opt_out",
-        "_cookie_data",
-        "_cookie_state",
-        "_cookie_value",
-        "_degraded",
-        "_expire",
-        "_issued",
-        "_kit",
-        "_migrated",
-        "_now",
-        "_old_cookie",
-        "_opt_out_delete",
-        "_opt_out_seen",
-        "_opt_out_set",
-        "_protected",
-        "_quiet",
-        "_reissue",
-        "_visitor",
-        "_visitor_asked",
-        "_visitor_delete",
-        "_visitor_set",
-        "_visitor_values",
-        "early",
-        "pending",
-        "request",
-        "session",
-        "token_check",
-    )
+    # Most of an exchange's state keeps its default for most requests: the defaults are
+    # class attributes, and an instance holds only what its request changed.
+    _base: Record | None = None
+    _cookie_state: State | None = None
+    _cookie_value: str | None = None
+    _cookie_data: dict[str, Any] | None = None
+    _reissue = _expire = _quiet = _degraded = _issued = False
+    _migrated: str | None = None
+    _old_cookie: str | None = None
+    _opt_out_set = _opt_out_delete = False
+    _visitor: str | None = None
+    _visitor_asked = _visitor_set = _visitor_delete = False
+    _browser_opt_out = False
+    _stale = False
+    _request: RequestInfo | None = None
+    #: The anti-forgery token this request must carry (see :meth:`check_token`).
+    token_check: TokenCheck | None = None
+    #: The cookie's state whose store record must be loaded before the app runs.
+    pending: State | None = None
 
     def __init__(
         self,
         kit: SessionKit,
-        request: RequestInfo,
-        found: dict[str, list[str]],
-        opt_out: bool,
-        now: float,
-        early: EarlyResponse | None,
-        protected: bool,
-        token_check: TokenCheck | None = None,
+        cookie_header: str | None,
+        client: str | None,
+        sec_gpc: str | None,
+        dnt: str | None,
+        forwarded_for: str | None,
+        method: str,
+        path: str,
+        query: str,
+        accept: str | None,
+        user_agent: str | None,
+        request_id: str | None,
+        scheme: str | None,
+        host: str | None,
+        access_control_request_method: str | None,
+        now: float | None,
+        provenance: Provenance | None,
+        exempt: Callable[[], bool] | None,
     ) -> None:
+        """Read a request: :meth:`SessionKit.open`'s arguments, all by position, in its order.
+
+        Front ends call this directly (one call per request, no keyword binding).
+        """
         self._kit = kit
-        self._now = now
-        self.request = request
-        self._protected = protected
+        self._now = now = kit.clock() if now is None else now
+        self._found, cookie = kit.request_cookies(cookie_header)
+        if (sec_gpc is not None and _is_one(sec_gpc)) or (dnt is not None and _is_one(dnt)):
+            self._browser_opt_out = True
+        # Most requests never need it (no event, no store): it is made on first use.
+        self._request_of = (
+            client,
+            forwarded_for,
+            method,
+            path,
+            query,
+            accept,
+            user_agent,
+            scheme,
+            host,
+            request_id,
+        )
+        early = None
+        if provenance is not None and kit.forgery:
+            reason, self.token_check = kit.forgery.decide(
+                method, path, provenance, kit.trusted_proxy_hops, exempt
+            )
+            if reason is not None:
+                kit.report(reason, kit.session_spec.name, self.request)
+                early = kit.forgery.refusal(reason, accept)
+        self._protected = protected = kit.gate.protects(path)
+        preflight = method == "OPTIONS" and access_control_request_method is not None
+        if protected and early is None and not preflight:
+            early = self._gate(method, path, query, accept)
         #: The response to send instead of calling the app (the cookies-required gate).
         self.early = early
-        #: The anti-forgery token this request must carry (see :meth:`check_token`).
-        self.token_check = token_check
-        #: The cookie's state whose store record must be loaded before the app runs.
-        self.pending: State | None = None
-        self._base: Record | None = None
-        self._cookie_state: State | None = None
-        self._cookie_value: str | None = None
-        self._cookie_data: dict[str, Any] | None = None
-        self._reissue = self._expire = self._quiet = self._degraded = False
-        self._issued = False
-        self._migrated: str | None = None
-        self._old_cookie: str | None = None
-        guard, timeouts = kit.guard, kit.timeouts
-        values = None if early is not None else found.get(kit.session_spec.name)
-        #: The request's session (opened on first use).
-        self.session: Session
-        if values is None and kit.migration is not None and early is None:
-            self.session = Session.lazy(
-                lambda session: self._open_migrated(session, found), now, guard, timeouts
-            )
-        elif values is None:
-            self.session = Session.lazy(Session.reset, now, guard, timeouts)
-        elif len(values) > 1:
+        opener: Callable[[Session], None] = Session.reset
+        value = cookie.value
+        if early is not None:
+            pass  # the app does not run: no cookie is read
+        elif cookie.duplicated:
             self._reject(DUPLICATE)
-            self.session = Session.lazy(Session.reset, now, guard, timeouts)
-        elif kit.store is None:
-            value = self._cookie_value = values[0]
-            self.session = Session.lazy(
-                lambda session: self._open_cookie(session, value), now, guard, timeouts
-            )
+        elif value is None:
+            if kit.migration is not None:
+                opener = self._open_migrated
         else:
-            self._cookie_value = values[0]
-            self.session = Session.lazy(Session.reset, now, guard, timeouts)
-            state = self._unseal(values[0])
-            if state is not None:
-                self.pending = state
-        self._browser_opt_out = opt_out
-        self._opt_out_seen = kit.opt_out_spec.name in found
-        self._opt_out_set = self._opt_out_delete = False
-        vspec = kit.visitor_spec
-        self._visitor_values = None if vspec is None else found.get(vspec.name)
-        self._visitor: str | None = None
-        self._visitor_asked = self._visitor_set = self._visitor_delete = False
+            self._cookie_value = value
+            if cookie.stale:
+                self._stale = True
+            if kit.store is None:
+                opener = self._open_cookie
+            else:
+                state = self._unseal(value)
+                if state is not None:
+                    self.pending = state
+        #: The request's session (opened on first use).
+        self.session = Session.lazy(opener, now, kit.guard, kit.timeouts)
+
+    def _gate(self, method: str, path: str, query: str, accept: str | None) -> EarlyResponse | None:
+        """The cookies-required gate's answer for a request to a protected path."""
+        kit, found = self._kit, self._found
+        check = kit.check_spec.name
+        early = kit.gate.decide(
+            method=method,
+            path=path,
+            query=query,
+            has_cookie=any(n in found for n in kit.cookie_names if n != check),
+            has_test_cookie=check in found,
+            accept=accept,
+        )
+        if early is not None and early.status == BLOCK_STATUS and self._insecure():
+            kit.report(INSECURE_TRANSPORT, kit.session_spec.name, self.request)
+            early = kit.gate.insecure(accept, method == "HEAD")
+        elif early is not None and early.status == BLOCK_STATUS:
+            kit.reporter.lifecycle(GATE_BLOCKED, self.request)
+        return early
+
+    def _insecure(self) -> bool:
+        """Whether the request came over plain http to a host where Secure cookies fail."""
+        request = self.request
+        if request.scheme != "http" or not self._kit.session_spec.secure:
+            return False
+        return not is_loopback_host(request.host)
 
     @property
     def kit(self) -> SessionKit:
@@ -216,11 +276,31 @@ class Exchange:
         self._kit.report(reason, self._kit.session_spec.name, self._info(), family=family)
         self._expire = True
 
+    @property
+    def request(self) -> RequestInfo:
+        """What the core knows of the request (its client, method, path, ...)."""
+        request = self._request
+        if request is None:
+            client, forwarded, method, path, query, accept, agent, scheme, host, request_id = (
+                self._request_of
+            )
+            hops = self._kit.trusted_proxy_hops
+            if hops:
+                client = _forwarded_client(client, forwarded, hops)
+            if request_id is not None:
+                request_id = accepted_request_id(request_id)
+            request = RequestInfo(
+                client, method, path, query, accept, agent, scheme, host, request_id
+            )
+            self._request = request
+        return request
+
     def _info(self) -> RequestInfo:
         """The request, with a request id generated on first need when it came with none."""
-        if self.request.request_id is None:
-            self.request = self.request._replace(request_id=new_request_id())
-        return self.request
+        request = self.request
+        if request.request_id is None:
+            request = self._request = request._replace(request_id=new_request_id())
+        return request
 
     def _unseal(self, value: str) -> State | None:
         """Open the cookie value and check its timeouts; None (reported) when refused."""
@@ -244,13 +324,13 @@ class Exchange:
         self._cookie_data = data
         return state
 
-    def _open_migrated(self, session: Session, found: dict[str, list[str]]) -> None:
+    def _open_migrated(self, session: Session) -> None:
         """The lazy opener of a request with no session cookie: a previous one may migrate."""
         session.reset()
         migration = self._kit.migration
         if migration is None:
             return
-        result = migration.migrate(found, self._now, self._kit.guard)
+        result = migration.migrate(self._found, self._now, self._kit.guard)
         if result is None:
             return
         self._old_cookie = result.expire
@@ -262,9 +342,10 @@ class Exchange:
             session.login(result.user_id)
         self._migrated = result.reader
 
-    def _open_cookie(self, session: Session, value: str) -> None:
+    def _open_cookie(self, session: Session) -> None:
         """The lazy opener of a cookie-only session."""
-        state = self._unseal(value)
+        value = self._cookie_value
+        state = None if value is None else self._unseal(value)
         if state is None:
             session.reset()
         else:
@@ -398,6 +479,15 @@ class Exchange:
             self._visitor_asked = True
             self._visitor = self._resolve_visitor()
         return self._visitor
+
+    @property
+    def _visitor_values(self) -> tuple[str, ...] | None:
+        vspec = self._kit.visitor_spec
+        return None if vspec is None else self._found.get(vspec.name)
+
+    @property
+    def _opt_out_seen(self) -> bool:
+        return self._kit.opt_out_spec.name in self._found
 
     def _resolve_visitor(self) -> str | None:
         kit = self._kit
@@ -563,6 +653,17 @@ class Exchange:
             current = yield ("load", (ref, self._now))
         raise StoreUnavailable("the session record kept changing while it was ended")
 
+    @property
+    def untouched(self) -> bool:
+        """Whether the response needs nothing from sessionkit, so its headers stay as they are.
+
+        True when the app used neither the session nor the visitor id and the session
+        cookie needs nothing either: it was not refused, and not sealed under an older key
+        (re-issued under the newest even when unused). :meth:`finish` then returns no
+        change, so a front end may skip it.
+        """
+        return not (self._visitor_asked or self._expire or self._stale or self.session.opened)
+
     def finish(self, vary: list[str], cache_control: list[str]) -> HeaderChanges | EarlyResponse:
         """Save the session and decide the response's header changes (blocking).
 
@@ -608,9 +709,7 @@ class Exchange:
         session = self.session
         presented = self._cookie_value is not None or self._expire
         if not session.opened:
-            if self._cookie_value is None or not _sealed_under_old_key(
-                self._cookie_value, kit.primary_kid
-            ):
+            if not self._stale:
                 if self._expire:
                     out.append(spec.delete())
                 return
@@ -635,7 +734,7 @@ class Exchange:
             state = state._replace(id=new_session_id(), rotated_at=now)
         state = _seen_at(state, max(now, state.last_seen))
         session.adopt(state, None)
-        self._issue(out, state, dict(dict.items(session)))
+        self._issue(out, state, session)
 
     def _stored_cookie(self, out: list[str], presented: bool) -> None:
         spec = self._kit.session_spec
@@ -652,13 +751,14 @@ class Exchange:
             self._issue(out, state, None)
 
     def _issue(self, out: list[str], state: State, data: dict[str, Any] | None) -> None:
-        kit = self._kit
-        value = kit.sealer.seal(encode_payload(state, data), self._now)
-        size = kit.session_spec.size(value)
+        kit, now = self._kit, self._now
+        spec = kit.session_spec
+        value = kit.sealer.seal(encode_payload(state, data), now)
+        size = spec.size(value)
         if size > kit.max_cookie_bytes:
             raise SessionTooLarge(size, kit.max_cookie_bytes)
-        max_age = kit.timeouts.max_age(state.lifetime, state.created_at, state.last_seen, self._now)
-        out.append(kit.session_spec.set(value, max_age, self._now))
+        _, _, _, created, seen, _, _, _, lifetime = state
+        out.append(spec.set(value, kit.timeouts.max_age(lifetime, created, seen, now), now))
         self._issued = True
 
     def _note_lifecycle(self) -> None:
@@ -689,9 +789,7 @@ class Exchange:
         elif prior.id != state.id:
             cause = "explicit" if session.explicit_rotation else "timed"
             kit.lifecycle(ROTATED, self._info(), family=state.family, detail=cause)
-        elif self._cookie_value is not None and _sealed_under_old_key(
-            self._cookie_value, kit.primary_kid
-        ):
+        elif self._stale:
             kit.lifecycle(KEY_REISSUED, self._info(), family=state.family)
 
     def set_cookie_headers(self) -> list[str]:
@@ -731,7 +829,7 @@ class Exchange:
         cookies = self.set_cookie_headers()
         add: list[tuple[str, str]] = []
         used = self.session.accessed or self._visitor_asked
-        if (used or cookies) and not any(_lists_token(v, _VARY_COVERS) for v in vary):
+        if (used or cookies) and not (vary and any(_lists_token(v, _VARY_COVERS) for v in vary)):
             add.append(("Vary", "Cookie"))
         if cookies:
             add.append(("Cache-Control", _NO_STORE))
@@ -765,20 +863,6 @@ def _seen_at(state: State, stamp: int) -> State:
     """``state._replace(last_seen=stamp)`` without the generic ``_replace``'s cost."""
     sid, family, user, created, _, rotated, auth, generation, lifetime = state
     return State(sid, family, user, created, stamp, rotated, auth, generation, lifetime)
-
-
-def _sealed_under_old_key(value: str, primary_kid: bytes) -> bool:
-    """Whether a session token's key id (readable without decrypting) is not the newest."""
-    head = value[:_KID_CHARS]
-    if len(head) < _KID_CHARS:
-        return False
-    try:
-        # base64.urlsafe_b64decode's steps without its Python wrappers (this runs on
-        # every request that carries a session cookie and never opens it).
-        raw = binascii.a2b_base64(head.encode("ascii").translate(_FROM_URLSAFE))
-    except ValueError:  # not ASCII (UnicodeEncodeError) or not base64 (binascii.Error)
-        return False
-    return raw[1:5] != primary_kid
 
 
 def _lists_token(value: str, tokens: tuple[str, ...]) -> bool:
@@ -815,3 +899,18 @@ async def _arun(steps: Step, kit: SessionKit, store: Store) -> Any:
             answer = await kit.atimed(name, calls[name], args)
     except StopIteration as stop:
         return stop.value
+
+
+def _forwarded_client(peer: str | None, forwarded_for: str | None, hops: int) -> str | None:
+    """The address the outermost trusted proxy saw; the peer when the header is short.
+
+    Each of ``hops`` proxies appends the address it received the request from, so the
+    entry ``hops`` places from the right was written by the outermost trusted one; any
+    entries further left came from the client and are not believed.
+    """
+    entries = [entry.strip() for entry in forwarded_for.split(",")] if forwarded_for else []
+    return entries[-hops] if len(entries) >= hops else peer
+
+
+def _is_one(value: str) -> bool:
+    return value.strip() == "1"

@@ -237,6 +237,8 @@ class Gate:
 
     def protects(self, path: str) -> bool:
         """Whether ``path`` (or its normalised form: no ``.``, ``..`` or ``//``) is protected."""
+        if not self._prefixes:
+            return False
         for candidate in (path, _normalise(path)):
             for prefix in self._prefixes:
                 # The root prefix is "": it protects every path, as each normalised

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from .cookies import MAX_COOKIE_BYTES, CookieSpec, SameSite, Spelling, pick_cookies
+from .cookies import MAX_COOKIE_BYTES, CookieSpec, PickedCookies, SameSite, Spelling
 from .devices import (
     DEFAULT_REAUTH_PATH,
     ENDED,
@@ -36,8 +36,6 @@ from .errors import ConfigurationError
 from .events import (
     DEFAULT_RATE_BURST,
     DEFAULT_REQUEST_ID_HEADER,
-    GATE_BLOCKED,
-    INSECURE_TRANSPORT,
     SECURITY_LOGGER,
     SESSION_REVOKED,
     STORE_RECOVERED,
@@ -50,18 +48,22 @@ from .events import (
     LifecycleHook,
     Reporter,
     SecurityEvent,
-    accepted_request_id,
     client_for_log,
 )
-from .exchange import Exchange, HeaderChanges, RequestInfo, _arun, _run
-from .forgery import Forgery, ForgeryPolicy, Provenance, TokenCheck
+from .exchange import (
+    Exchange,
+    HeaderChanges,
+    RequestInfo,
+    _arun,
+    _run,
+    session_cookie_reader,
+)
+from .forgery import Forgery, ForgeryPolicy, Provenance
 from .gate import (
-    BLOCK_STATUS,
     CHECK_COOKIE_MAX_AGE,
     DEFAULT_BLOCK_PAGE,
     BlockPage,
     Gate,
-    is_loopback_host,
 )
 from .keys import KeyRing
 from .lifetime import (
@@ -351,7 +353,8 @@ class SessionKit:
             secure=secure,
             spelling=cookie_spelling,
         )
-        self._names = frozenset(
+        #: The names of this kit's own cookies.
+        self.cookie_names = frozenset(
             n
             for n in (session_cookie, visitor_cookie, self.check_spec.name, self.opt_out_spec.name)
             if n is not None
@@ -362,10 +365,14 @@ class SessionKit:
                 "Migration([StarletteCookie(old_key)], until=datetime(...))"
             )
         if migrate is not None:
-            migrate.check_names(self._names)
+            migrate.check_names(self.cookie_names)
         #: Turns a previous framework's session cookie into a session (None: off).
         self.migration = migrate
-        self._wanted = self._names | (migrate.cookie_names if migrate is not None else set())
+        #: Reads this kit's cookies (and a migration's) from a ``Cookie`` header.
+        self.request_cookies = PickedCookies(
+            self.cookie_names | (migrate.cookie_names if migrate is not None else set()),
+            session_cookie_reader(self.session_spec.name, self.sealer),
+        )
         #: Counts sessions, refusals and store calls (see :mod:`sessionkit.metrics`).
         self.metrics = Metrics(meter_provider)
         #: Builds, logs and counts the events (see :mod:`sessionkit.events`).
@@ -588,55 +595,26 @@ class SessionKit:
         before a refusal) whether the app's route is exempt. Never raises for anything the
         client sent.
         """
-        if now is None:
-            now = self.clock()
-        found = pick_cookies(cookie_header, self._wanted) if cookie_header else {}
-        opt_out = _is_one(sec_gpc) or _is_one(dnt)
-        if self.trusted_proxy_hops:
-            client = _forwarded_client(client, forwarded_for, self.trusted_proxy_hops)
-        request = RequestInfo(
+        return Exchange(
+            self,
+            cookie_header,
             client,
+            sec_gpc,
+            dnt,
+            forwarded_for,
             method,
             path,
             query,
             accept,
             user_agent,
+            request_id,
             scheme,
             host,
-            accepted_request_id(request_id),
+            access_control_request_method,
+            now,
+            provenance,
+            exempt,
         )
-        early = None
-        token: TokenCheck | None = None
-        if provenance is not None and self.forgery:
-            reason, token = self.forgery.decide(
-                method, path, provenance, self.trusted_proxy_hops, exempt
-            )
-            if reason is not None:
-                self.report(reason, self.session_spec.name, request)
-                early = self.forgery.refusal(reason, accept)
-        protected = bool(self.gate) and self.gate.protects(path)
-        preflight = method == "OPTIONS" and access_control_request_method is not None
-        if protected and early is None and not preflight:
-            early = self.gate.decide(
-                method=method,
-                path=path,
-                query=query,
-                has_cookie=any(n in found for n in self._names if n != self.check_spec.name),
-                has_test_cookie=self.check_spec.name in found,
-                accept=accept,
-            )
-            if early is not None and early.status == BLOCK_STATUS and self._insecure(request):
-                self.report(INSECURE_TRANSPORT, self.session_spec.name, request)
-                early = self.gate.insecure(accept, method == "HEAD")
-            elif early is not None and early.status == BLOCK_STATUS:
-                self.reporter.lifecycle(GATE_BLOCKED, request)
-        return Exchange(self, request, found, opt_out, now, early, protected, token)
-
-    def _insecure(self, request: RequestInfo) -> bool:
-        """Whether ``request`` came over plain http to a host where Secure cookies fail."""
-        if request.scheme != "http" or not self.session_spec.secure:
-            return False
-        return not is_loopback_host(request.host)
 
     def seconds_left(self, session: Session, now: float) -> int:
         """Seconds from ``now`` until ``session`` ends if no other request comes."""
@@ -731,17 +709,6 @@ class SessionKit:
         return self.store
 
 
-def _forwarded_client(peer: str | None, forwarded_for: str | None, hops: int) -> str | None:
-    """The address the outermost trusted proxy saw; the peer when the header is short.
-
-    Each of ``hops`` proxies appends the address it received the request from, so the
-    entry ``hops`` places from the right was written by the outermost trusted one; any
-    entries further left came from the client and are not believed.
-    """
-    entries = [entry.strip() for entry in forwarded_for.split(",")] if forwarded_for else []
-    return entries[-hops] if len(entries) >= hops else peer
-
-
 def _printable_error(exc: BaseException) -> str:
     """A store error's type and message, on one line and short (no request data in it)."""
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
@@ -750,7 +717,3 @@ def _printable_error(exc: BaseException) -> str:
 
 def _family(session: Session | None) -> str | None:
     return None if session is None else session.state.family
-
-
-def _is_one(value: str | None) -> bool:
-    return value is not None and value.strip() == "1"

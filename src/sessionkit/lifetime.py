@@ -168,7 +168,12 @@ class Timeouts:
         self, lifetime: Lifetime | None, created_at: int, last_seen: int, now: float
     ) -> int | None:
         """``Max-Age`` for a session cookie issued at ``now``; None for a browser-session cookie."""
-        if not self.persistent_of(lifetime):
+        if lifetime is None:
+            # The kit's bounds (absolute is at most max_lifetime, checked at start-up).
+            if not self.persistent:
+                return None
+            return max(1, min(created_at + self.absolute, last_seen + self.idle) - int(now))
+        if not lifetime.persistent:
             return None
         return max(1, self.seconds_left(lifetime, created_at, last_seen, now))
 

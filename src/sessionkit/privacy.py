@@ -184,6 +184,13 @@ class SensitiveDataGuard:
         Strings are also matched against the configured patterns. Lists, tuples and dicts
         are walked with an explicit stack, so no nesting depth hides a value.
         """
+        kind = type(value)
+        if value is None or kind is bool:
+            return False
+        if kind is int:
+            return _number_is_a_card(value)
+        if kind is str:
+            return self._text_is_sensitive(value)
         pending = [value]
         walked: set[int] = set()
         while pending:

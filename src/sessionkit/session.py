@@ -56,6 +56,7 @@ _DEFAULT_TIMEOUTS = Timeouts()
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 _MISSING: Any = object()
+_new_tuple = tuple.__new__
 
 
 def new_session_id() -> str:
@@ -157,10 +158,6 @@ def encode_payload(state: State, data: Mapping[str, Any] | None) -> bytes:
         ) from None
 
 
-def _is_id(value: object) -> bool:
-    return type(value) is str and len(value) == _SESSION_ID_CHARS
-
-
 def _is_stamp(value: object) -> bool:
     return type(value) is int and value >= 0
 
@@ -185,12 +182,20 @@ def decode_payload(payload: bytes) -> tuple[State, dict[str, Any] | None]:
         auth, generation, life = (created if user is not None else 0), 0, None
     else:
         raise BadToken(INVALID_PAYLOAD)
+    # The shape checks written out, without a call per field (this runs on every opened
+    # cookie): an id is 22 characters; created <= rotated <= seen with created >= 0 makes
+    # all three whole-second stamps.
     if (
-        not _is_id(sid)
-        or not _is_id(family)
-        or not (_is_stamp(created) and _is_stamp(seen) and _is_stamp(rotated))
-        or not created <= rotated <= seen
-        or not _is_stamp(auth)
+        type(sid) is not str
+        or len(sid) != _SESSION_ID_CHARS
+        or type(family) is not str
+        or len(family) != _SESSION_ID_CHARS
+        or type(created) is not int
+        or type(seen) is not int
+        or type(rotated) is not int
+        or not 0 <= created <= rotated <= seen
+        or type(auth) is not int
+        or auth < 0
         or (auth and not created <= auth <= seen)
         or type(generation) is not int
         or generation < 0
@@ -210,7 +215,10 @@ def decode_payload(payload: bytes) -> tuple[State, dict[str, Any] | None]:
         ):
             raise BadToken(INVALID_PAYLOAD)
         lifetime = Lifetime(life[0], life[1], life[2])
-    state = State(sid, family, user, created, seen, rotated, auth, generation, lifetime)
+    # State(...) without the generated __new__'s keyword handling.
+    state = _new_tuple(
+        State, (sid, family, user, created, seen, rotated, auth, generation, lifetime)
+    )
     return state, data
 
 
@@ -221,11 +229,19 @@ def check_timeouts(state: State, now: float, timeouts: Timeouts) -> str | None:
     passed since it was last seen (at exactly either bound it is still valid); timestamps
     further in the future than the allowed clock skew are refused.
     """
-    if state.last_seen > now + timeouts.max_skew:
+    _, _, _, created, seen, _, _, _, lifetime = state
+    if seen > now + timeouts.max_skew:
         return FROM_THE_FUTURE
-    if now > timeouts.end_of(state.lifetime, state.created_at):
+    if lifetime is None:
+        # The kit's bounds (absolute_timeout is at most max_lifetime, checked at start-up).
+        if now > created + timeouts.absolute:
+            return EXPIRED_ABSOLUTE
+        if now - seen > timeouts.idle:
+            return EXPIRED_IDLE
+        return None
+    if now > timeouts.end_of(lifetime, created):
         return EXPIRED_ABSOLUTE
-    if now - state.last_seen > timeouts.idle_of(state.lifetime):
+    if now - seen > timeouts.idle_of(lifetime):
         return EXPIRED_IDLE
     return None
 
@@ -250,25 +266,27 @@ class Session(dict[str, Any]):
     again, or set ``session.modified = True``.
     """
 
-    __slots__ = (
-        "_guard",
-        "_is_new",
-        "_loaded",
-        "_now",
-        "_opener",
-        "_reads_count",
-        "_state",
-        "_timeouts",
-        "accessed",
-        "ended",
-        "explicit_rotation",
-        "kept",
-        "modified",
-    )
+    # What every request sets is a slot; the lifecycle flags start as these class
+    # attributes, and a session holds its own (in its __dict__) only once its request
+    # changes them, which most requests never do.
+    __slots__ = ("__dict__", "_guard", "_now", "_opener", "_state", "_timeouts")
 
+    _opener: Opener | None
     _state: State
     #: The state the request arrived with (None for a session that had no cookie).
-    _loaded: State | None
+    _loaded: State | None = None
+    _reads_count = True
+    _is_new = True
+    #: Whether the app used the session (read or wrote it).
+    accessed = False
+    #: Whether anything changed: data, id, user, lifetime.
+    modified = False
+    #: Whether :meth:`keep` asked for a cookie even while the session is empty.
+    kept = False
+    #: The family this request ended (logout or login), or None.
+    ended: str | None = None
+    #: Whether :meth:`rotate` (or :meth:`confirm_login`) was called in this request.
+    explicit_rotation = False
 
     def __init__(
         self,
@@ -277,32 +295,16 @@ class Session(dict[str, Any]):
         **kwargs: Any,
     ) -> None:
         super().__init__()
-        self._setup(time.time(), _DEFAULT_GUARD, _DEFAULT_TIMEOUTS)
+        self._now = time.time()
+        self._guard = _DEFAULT_GUARD
+        self._timeouts = _DEFAULT_TIMEOUTS
+        self._opener = None
         # As Starlette's Session: reads of a standalone session do not count as access.
         self._reads_count = False
         self._state = State.fresh(self._now)
         for key, value in dict(data, **kwargs).items():
             check_value(key, value)
             dict.__setitem__(self, key, value)
-
-    def _setup(self, now: float, guard: SensitiveDataGuard, timeouts: Timeouts) -> None:
-        self._now = now
-        self._guard = guard
-        self._timeouts = timeouts
-        self._opener: Opener | None = None
-        self._loaded = None
-        self._reads_count = True
-        #: Whether the app used the session (read or wrote it).
-        self.accessed = False
-        #: Whether anything changed: data, id, user, lifetime.
-        self.modified = False
-        self._is_new = True
-        #: Whether :meth:`keep` asked for a cookie even while the session is empty.
-        self.kept = False
-        #: The family this request ended (logout or login), or None.
-        self.ended: str | None = None
-        #: Whether :meth:`rotate` (or :meth:`confirm_login`) was called in this request.
-        self.explicit_rotation = False
 
     # -- construction by the exchange -----------------------------------------------
 
@@ -312,7 +314,9 @@ class Session(dict[str, Any]):
     ) -> Session:
         """A session that ``opener`` fills (with :meth:`fill` or :meth:`reset`) on first use."""
         session = cls.__new__(cls)
-        session._setup(now, guard, timeouts)
+        session._now = now
+        session._guard = guard
+        session._timeouts = timeouts
         session._opener = opener
         return session
 
@@ -363,7 +367,8 @@ class Session(dict[str, Any]):
     @property
     def state(self) -> State:
         """The current lifecycle state (opens the session, not counting as a use)."""
-        self.open()
+        if self._opener is not None:
+            self.open()
         return self._state
 
     @property
@@ -450,7 +455,8 @@ class Session(dict[str, Any]):
     @property
     def is_new(self) -> bool:
         """Whether the request arrived without a usable session (no cookie, or refused)."""
-        self.open()
+        if self._opener is not None:
+            self.open()
         return self._is_new
 
     @property
@@ -463,7 +469,8 @@ class Session(dict[str, Any]):
     @property
     def is_empty(self) -> bool:
         """Whether the session holds no data and no user, so it needs no cookie."""
-        self.open()
+        if self._opener is not None:
+            self.open()
         return not dict.__len__(self) and self._state.user_id is None
 
     # -- lifecycle changes -----------------------------------------------------------

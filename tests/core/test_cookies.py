@@ -8,7 +8,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessionkit import ConfigurationError
-from sessionkit.cookies import MAX_COOKIE_BYTES, SPELLINGS, CookieSpec, pick_cookies
+from sessionkit.cookies import (
+    MAX_COOKIE_BYTES,
+    MAX_PICKED_HEADER_CHARS,
+    PICKED_CACHE_SIZE,
+    SPELLINGS,
+    CookieSpec,
+    Found,
+    PickedCookies,
+    pick_cookies,
+)
 from support import parse_set_cookie
 
 NAMES = frozenset({"__Host-session", "__Host-visitor"})
@@ -19,6 +28,36 @@ OTHER_WHITESPACE = [c for c in map(chr, range(0x3001)) if c.isspace() and c not 
 def test_picks_only_wanted_names_and_keeps_every_copy() -> None:
     header = "a=1; __Host-session=x; b=2;__Host-session = y ;__Host-visitor=v"
     assert pick_cookies(header, NAMES) == {"__Host-session": ["x", "y"], "__Host-visitor": ["v"]}
+
+
+def _count(found: Found) -> int:
+    return sum(len(v) for v in found.values())
+
+
+@given(st.text(alphabet="_Hostevin-=; \tab1"))
+def test_picked_cookies_answers_as_pick_cookies_read_only(header: str) -> None:
+    picked = PickedCookies(NAMES, _count)
+    found, count = picked(header)
+    assert {n: list(v) for n, v in found.items()} == pick_cookies(header, NAMES)
+    assert count == _count(found), "what derives from the answer comes with it"
+    assert picked(header) == (found, count)
+    assert all(type(v) is tuple for v in found.values()), "shared between requests: immutable"
+
+
+def test_picked_cookies_remembers_a_bounded_number_of_short_headers() -> None:
+    derived: list[Found] = []
+    picked = PickedCookies(NAMES, derived.append)
+    header = "a=1; __Host-session=x"
+    assert picked(header) is picked(header), "the same header again is not parsed again"
+    assert derived == [{}, {"__Host-session": ("x",)}], "derived once per header (and for none)"
+    for i in range(PICKED_CACHE_SIZE):
+        picked(f"n{i}=1")
+    assert len(picked._seen) <= PICKED_CACHE_SIZE
+    long = "__Host-session=x; " + "a" * MAX_PICKED_HEADER_CHARS
+    assert picked(long)[0] == {"__Host-session": ("x",)}
+    assert long not in picked._seen
+    assert picked(None) == ({}, None)
+    assert picked("") == ({}, None)
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,17 @@ def test_older_key_opens_and_says_so_removed_key_does_not() -> None:
     assert _rejects(token, sealer=sealer_for(ring=KeyRing([new]))) == "unknown_key"
 
 
+def test_the_key_id_is_read_without_opening() -> None:
+    old, new = generate_key(), generate_key()
+    rotated = sealer_for(ring=KeyRing([new, old]))
+    under_old = seal(b"x", sealer=sealer_for(ring=KeyRing([old])))
+    under_new = seal(b"x", sealer=rotated)
+    assert rotated.under_old_key(under_old)
+    assert not rotated.under_old_key(under_new)
+    for garbage in ("", "AQAB", "é" * 20):
+        assert not rotated.under_old_key(garbage), "not readable: opening refuses it"
+
+
 @pytest.mark.parametrize(
     ("token", "reason"),
     [
