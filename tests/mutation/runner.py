@@ -73,6 +73,8 @@ CORE: dict[str, tuple[tuple[str, ...], float]] = {
     # the exchange drives a session's lifecycle: tests/core/test_kit.py is its other half
     "session": (("tests/core/test_kit.py",), 95.0),
     "privacy": ((), 95.0),
+    # the rules of a session family in a store: pure functions, judged without a store
+    "families": ((), 95.0),
     # cross-site request forgery: the front ends' tests drive its decisions end to end
     "forgery": (("tests/asgi/test_forgery.py", "tests/wsgi/test_forgery.py"), 95.0),
     # the facade wires each policy area: the core tests of those areas go through it
