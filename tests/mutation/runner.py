@@ -73,6 +73,8 @@ CORE: dict[str, tuple[tuple[str, ...], float]] = {
     # the exchange drives a session's lifecycle: tests/core/test_kit.py is its other half
     "session": (("tests/core/test_kit.py",), 95.0),
     "privacy": ((), 95.0),
+    # the rules of a session family in a store: pure functions, judged without a store
+    "families": ((), 95.0),
     # cross-site request forgery: the front ends' tests drive its decisions end to end
     "forgery": (("tests/asgi/test_forgery.py", "tests/wsgi/test_forgery.py"), 95.0),
     # the facade wires each policy area: the core tests of those areas go through it
@@ -697,24 +699,26 @@ HELP = """\
 Mutation testing of the security core. For each module, every mutant (one small change
 to its code, generated or hand-made in tests/mutation/handmade.py) runs that module's
 test files in a new forked process with a memory limit and a timeout: tests/core/
-test_<module>.py and test_<module>_*.py, plus test_safe_location.py for gate,
-test_kit.py for session, the ASGI and WSGI forgery tests for forgery, and for kit the
-core tests of each area it wires (gate, privacy, visitor, keys, devices, events,
-forgery, metrics, migration, keep).
+test_<module>.py and test_<module>_*.py (alone for families: its rules are pure
+functions, judged without a store), plus test_safe_location.py for gate, test_kit.py
+for session, the ASGI and WSGI forgery tests for forgery, and for kit the core tests of
+each area it wires (gate, privacy, visitor, keys, devices, events, forgery, metrics,
+migration, keep).
 Prints each module's score (killed / non-equivalent mutants) and its surviving mutants,
 and exits 1 when a module is below its threshold (seal, cookies, keys, visitor: 98 %;
-gate, session, privacy, kit, forgery: 95 %) or the list of equivalent mutants is stale.
+gate, session, privacy, families, kit, forgery: 95 %) or the list of equivalent
+mutants is stale.
 
 Equivalent mutants are listed, each with its reason, in tests/mutation/equivalent.txt.
 Docstrings, annotations, f-strings and the messages of raised exceptions are not mutated.
 
 How long it takes: one pytest run of the module's tests per mutant, on one core at
 nice 10. Measured on a shared 2-core machine, quiet to busy: seal 2 min, cookies 1 to 2,
-keys 2 to 4, visitor 0.5, gate 1.5 to 2.5, privacy 2.5 to 4.5, session 4 to 5, kit 3.5
-to 11, forgery 8; about 40 minutes for all nine (more while tests are missing: a
-survivor runs every test file to the end). After adding tests, --again re-runs only the last run's
-survivors. The run is not part of CI; tests/mutation/test_runner.py (in CI) checks the
-runner itself on a sample module.
+keys 2 to 4, visitor 0.5, gate 1.5 to 2.5, privacy 2.5 to 4.5, session 4 to 5,
+families 10, kit 3.5 to 11, forgery 8; about 50 minutes for all ten (more while tests
+are missing: a survivor runs every test file to the end). After adding tests, --again
+re-runs only the last run's survivors. The run is not part of CI;
+tests/mutation/test_runner.py (in CI) checks the runner itself on a sample module.
 """
 
 
