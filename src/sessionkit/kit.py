@@ -623,9 +623,11 @@ class SessionKit:
 
     def _insecure(self, request: RequestInfo) -> bool:
         """Whether ``request`` came over plain http to a host where Secure cookies fail."""
-        if request.scheme != "http" or not self.session_spec.secure:
-            return False
-        return not is_loopback_host(request.host)
+        return (
+            request.scheme == "http"
+            and self.session_spec.secure
+            and not is_loopback_host(request.host)
+        )
 
     def seconds_left(self, session: Session, now: float) -> int:
         """Seconds from ``now`` until ``session`` ends if no other request comes."""
