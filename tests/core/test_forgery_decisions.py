@@ -114,6 +114,11 @@ def test_an_empty_path_gets_a_decision() -> None:
     assert everywhere.exempts("") is False
 
 
+def test_the_root_prefix_covers_a_path_without_a_leading_slash() -> None:
+    assert ForgeryPolicy(exempt=["/"]).exempts("pay") is True
+    assert ForgeryPolicy(exempt=["/"]).exempts("") is True
+
+
 # --------------------------------------------------------------------------- origins
 
 
