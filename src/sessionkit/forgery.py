@@ -171,8 +171,8 @@ def _prefixes(name: str, values: Iterable[str]) -> tuple[str, ...]:
 def _normalise(path: str) -> str:
     if path.startswith("/") and "//" not in path and "/." not in path:
         return path
-    collapsed = posixpath.normpath("/" + path.lstrip("/"))
-    return collapsed if collapsed.endswith("/") or not path.endswith("/") else collapsed + "/"
+    # A trailing slash changes no prefix match (prefixes are kept without one).
+    return posixpath.normpath("/" + path.lstrip("/"))
 
 
 def _longest(prefixes: tuple[str, ...], path: str) -> str | None:
@@ -218,13 +218,11 @@ def _trusted_origin(entry: object) -> str:
     if not isinstance(entry, str):
         raise ConfigurationError(fix)
     origin = origin_of(entry)
-    try:
-        parts = urlsplit(entry.strip())
-    except ValueError:
-        raise ConfigurationError(fix) from None
+    if origin is None:
+        raise ConfigurationError(fix)
+    parts = urlsplit(entry.strip())  # origin_of read it, so it splits
     if (
-        origin is None
-        or parts.scheme.lower() not in _DEFAULT_PORTS
+        parts.scheme.lower() not in _DEFAULT_PORTS
         or parts.path not in ("", "/")
         or parts.query
         or parts.fragment
@@ -322,8 +320,6 @@ class ForgeryPolicy:
 
         Both forms must be exempt, so ``/hooks/../account`` is not under ``/hooks``.
         """
-        if not self.exempt:
-            return False
         return (
             _longest(self.exempt, path) is not None
             and _longest(self.exempt, _normalise(path)) is not None
@@ -381,9 +377,9 @@ def request_origin(provenance: Provenance, trusted_hops: int = 0) -> str | None:
 
 
 def _matches(sent: str | None, provenance: Provenance, policy: ForgeryPolicy, hops: int) -> bool:
-    if sent is None:
-        return False
-    return sent in policy.trusted_origins or sent == request_origin(provenance, hops)
+    return sent is not None and (
+        sent in policy.trusted_origins or sent == request_origin(provenance, hops)
+    )
 
 
 def check_origin(
@@ -410,7 +406,7 @@ def check_origin(
             return None
         sent = origin_of(provenance.referer)
     else:
-        sent = None if origin.strip().lower() == "null" else origin_of(origin)
+        sent = origin_of(origin)  # None for "null", which has no host
     if _matches(sent, provenance, policy, trusted_hops):
         return None
     return ORIGIN_MISMATCH
@@ -429,8 +425,7 @@ def check_websocket(
     origin = provenance.origin
     if origin is None:
         return None
-    sent = None if origin.strip().lower() == "null" else origin_of(origin)
-    if _matches(sent, provenance, policy, trusted_hops):
+    if _matches(origin_of(origin), provenance, policy, trusted_hops):
         return None
     return ORIGIN_MISMATCH
 
@@ -465,10 +460,12 @@ def token_required(policy: ForgeryPolicy, method: str, path: str) -> bool:
 
 def reads_form(content_type: str | None) -> bool:
     """Whether a body of this type is a form the token field can be read from."""
-    if not content_type:
-        return False
-    kind = content_type.split(";", 1)[0].strip().lower()
-    return kind in (_URLENCODED, _MULTIPART)
+    return content_type is not None and _kind(content_type) in (_URLENCODED, _MULTIPART)
+
+
+def _kind(content_type: str) -> str:
+    """The media type of a ``Content-Type`` value, lower-case, without its parameters."""
+    return content_type.partition(";")[0].strip().lower()
 
 
 def form_token(
@@ -483,7 +480,7 @@ def form_token(
     """
     if not content_type:
         return None
-    kind = content_type.split(";", 1)[0].strip().lower()
+    kind = _kind(content_type)
     if kind == _URLENCODED:
         text = body.decode("latin-1")
         if not complete:
