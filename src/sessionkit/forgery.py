@@ -588,15 +588,15 @@ class Forgery:
         if method in policy.safe_methods:
             return None, None
         site = provenance.fetch_site
-        if (site == "same-origin" or site == "none") and not policy.token_paths:
-            # What a current browser sends from the app's own pages: nothing more to ask.
-            return None, None
         if method == "WEBSOCKET":
             # A handshake has no body, and a browser's WebSocket sets no headers: Origin
             # is all there is to check.
             reason = check_websocket(policy, path, provenance, trusted_hops)
             scope = None
             needs_token = False
+        elif (site == "same-origin" or site == "none") and not policy.token_paths:
+            # What a current browser sends from the app's own pages: nothing more to ask.
+            return None, None
         else:
             reason = check_origin(policy, method, path, provenance, trusted_hops)
             scope = None if reason is not None else token_scope(policy, path)

@@ -266,6 +266,16 @@ def test_a_fine_websocket_handshake_never_asks_the_exemption() -> None:
     assert asked == []
 
 
+@pytest.mark.parametrize("site", ["same-origin", "none"])
+def test_a_websocket_handshake_is_judged_by_its_origin_whatever_its_fetch_site(site: str) -> None:
+    """``Sec-Fetch-Site`` is not relied on for a handshake: its ``Origin`` decides."""
+    plain = forgery()
+    foreign = here(origin="https://evil.example", fetch_site=site)
+    assert plain.decide("WEBSOCKET", "/ws", foreign) == ("origin_mismatch", None)
+    assert plain.decide("WEBSOCKET", "/ws", here(origin=APP, fetch_site=site)) == (None, None)
+    assert plain.decide("POST", "/form", foreign) == (None, None)
+
+
 def test_a_path_outside_the_token_paths_gets_the_site_wide_scope() -> None:
     tokens = forgery(ForgeryPolicy(token_paths=["/app"]))
     assert tokens.scope_for("/public/form") == ""
