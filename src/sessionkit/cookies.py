@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from functools import lru_cache
 from typing import Generic, Literal, TypeVar
 
 from .errors import ConfigurationError
@@ -132,6 +133,15 @@ class PickedCookies(Generic[_T]):
                     self._seen.clear()
                 self._seen[header] = picked
         return picked
+
+
+@lru_cache(maxsize=64)
+def _http_date(seconds: int) -> str:
+    """``seconds`` since the epoch as an HTTP date (``Thu, 01 Jan 2026 00:00:00 GMT``).
+
+    Remembered: the cookies of one second, with one lifetime, share their date.
+    """
+    return formatdate(seconds, usegmt=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +261,7 @@ class CookieSpec:
             return f"{self.name}={value}{self._head}; {self._suffix}"
         if now is None or self.spelling == "starlette":
             return f"{self.name}={value}{self._head}; Max-Age={max_age}; {self._suffix}"
-        expires = formatdate(now + max_age, usegmt=True)
+        expires = _http_date(int(now) + max_age)
         return f"{self.name}={value}; Max-Age={max_age}; Expires={expires}; {self._suffix}"
 
     def delete(self) -> str:
