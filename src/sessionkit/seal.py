@@ -98,18 +98,29 @@ def b64decode(text: str) -> bytes:
     tail = len(data) % 4
     if tail == 1 or (tail and data[-1] not in _CANONICAL_LAST[tail]):
         raise BadToken(MALFORMED)
-    if sys.version_info >= (3, 11):
-        # One pass maps base64url to base64 and every other byte to one binascii's strict
-        # mode refuses (its decoding loop is also the faster of the two, new in 3.11).
-        try:
-            return binascii.a2b_base64(
-                data.translate(_TO_STANDARD) + b"=="[: -tail % 4], strict_mode=True
-            )
-        except binascii.Error:
-            raise BadToken(MALFORMED) from None
+    return _decode(data, b"=="[: -tail % 4])
+
+
+def _decode_checked(data: bytes, padding: bytes) -> bytes:
+    """Decode base64url on any Python: every byte outside it is refused first."""
     if data.translate(None, _ALPHABET):
         raise BadToken(MALFORMED)
-    return binascii.a2b_base64(data.translate(_FROM_URLSAFE) + b"=="[: -tail % 4])
+    return binascii.a2b_base64(data.translate(_FROM_URLSAFE) + padding)
+
+
+if sys.version_info >= (3, 11):
+
+    def _decode_strict(data: bytes, padding: bytes) -> bytes:
+        """Decode base64url in one pass: it becomes base64, every other byte one binascii's
+        strict mode refuses (whose loop is also the faster, new in 3.11)."""
+        try:
+            return binascii.a2b_base64(data.translate(_TO_STANDARD) + padding, strict_mode=True)
+        except binascii.Error:
+            raise BadToken(MALFORMED) from None
+
+    _decode = _decode_strict
+else:  # pragma: no cover - Python 3.10
+    _decode = _decode_checked
 
 
 class Sealer:
@@ -173,10 +184,7 @@ class Sealer:
         _, header, aead, aad = sealing
         nonce = os.urandom(NONCE_BYTES)
         token = header + nonce + aead.encrypt(nonce, plaintext, aad)
-        # b64encode's steps, without the call (this runs on every cookie written).
-        return (
-            binascii.b2a_base64(token, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode()
-        )
+        return b64encode(token)
 
     def _opener(self, header: bytes, now: float) -> tuple[AESGCM, bytes, int, bool]:
         if header[0] != VERSION:
@@ -205,8 +213,8 @@ class Sealer:
         if len(head) < _KID_CHARS:
             return False
         try:
-            raw = binascii.a2b_base64(head.encode("ascii").translate(_FROM_URLSAFE))
-        except ValueError:  # not ASCII (UnicodeEncodeError) or not base64 (binascii.Error)
+            raw = b64decode(head)
+        except BadToken:
             return False
         return raw[1:_KID_END] != self._primary_kid
 
