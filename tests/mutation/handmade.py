@@ -82,14 +82,26 @@ HANDMADE = [
     (
         "session",
         "the idle bound is exclusive",
-        "if now - state.last_seen > timeouts.idle_of(state.lifetime):",
-        "if now - state.last_seen >= timeouts.idle_of(state.lifetime):",
+        "if now - seen > timeouts.idle_of(lifetime):",
+        "if now - seen >= timeouts.idle_of(lifetime):",
+    ),
+    (
+        "session",
+        "the kit's idle bound is exclusive",
+        "if now - seen > timeouts.idle:",
+        "if now - seen >= timeouts.idle:",
     ),
     (
         "session",
         "the absolute bound is exclusive",
-        "if now > timeouts.end_of(state.lifetime, state.created_at):",
-        "if now >= timeouts.end_of(state.lifetime, state.created_at):",
+        "if now > timeouts.end_of(lifetime, created):",
+        "if now >= timeouts.end_of(lifetime, created):",
+    ),
+    (
+        "session",
+        "the kit's absolute bound is exclusive",
+        "if now > created + timeouts.absolute:",
+        "if now >= created + timeouts.absolute:",
     ),
     (
         "session",
