@@ -452,3 +452,12 @@ def test_event_tags_are_keyed_by_the_rings_event_tag_subkey(make_kit: MakeKit, k
     subkey = KeyRing([key]).subkeys("event-tag")[kit.primary_kid]
     expected = hmac.new(subkey, b"alice", hashlib.sha256).hexdigest()[:TAG_CHARS]
     assert kit.reporter.tag("alice") == expected
+
+
+@pytest.mark.parametrize("spelling", ["standard", "starlette"])
+def test_every_cookie_of_a_kit_is_written_in_its_spelling(make_kit: MakeKit, spelling: str) -> None:
+    kit = make_kit(cookie_spelling=spelling)
+    specs = [kit.session_spec, kit.visitor_spec, kit.check_spec, kit.opt_out_spec]
+    assert [spec.spelling for spec in specs if spec is not None] == [spelling] * 4
+    attribute = "httponly" if spelling == "starlette" else "HttpOnly"
+    assert all(attribute in spec.set("v", 60) for spec in specs if spec is not None)
