@@ -106,8 +106,8 @@ HANDMADE = [
     (
         "session",
         "the clock skew bound is exclusive",
-        "if state.last_seen > now + timeouts.max_skew:",
-        "if state.last_seen >= now + timeouts.max_skew:",
+        "if seen > now + timeouts.max_skew:",
+        "if seen >= now + timeouts.max_skew:",
     ),
     (
         "session",
