@@ -455,7 +455,9 @@ def test_asgi_cost_of_one_long_cookie_header_is_linear(make_kit: MakeKit) -> Non
 @pytest.mark.asvs("SK-LINEAR-PARSING", "15.2.2")
 @pytest.mark.parametrize("header", [b"cookie", b"x-forwarded-for"])
 def test_asgi_cost_of_many_header_lines_is_linear(make_kit: MakeKit, header: bytes) -> None:
-    """64x the lines (4 KiB -> 256 KiB of 16-byte lines): under 100x the time.
+    """64x the lines (4 KiB -> 256 KiB of 16-byte lines): under 300x the time, where a
+    quadratic join takes about 4,000x (a busy machine inflates the large request's CPU
+    time more than the small one's: 112x was seen on a loaded machine, 51x on a quiet one).
 
     Found by this suite: the ASGI front end used to join repeated lines by string
     concatenation in a loop, quadratic in their number (about 1 s of event-loop time for
@@ -464,4 +466,4 @@ def test_asgi_cost_of_many_header_lines_is_linear(make_kit: MakeKit, header: byt
     kit = make_kit(visitor_cookie=None)
     small = _asgi_cost(kit, [(header, pair) for pair in _pairs(4096)])
     large = _asgi_cost(kit, [(header, pair) for pair in _pairs(4096 * 64)])
-    assert large <= 100 * small, (small, large)
+    assert large <= 300 * small, (small, large)
