@@ -368,6 +368,29 @@ def test_idle_and_absolute_bounds_are_inclusive_and_the_skew_exact() -> None:
     assert check_timeouts(state, NOW - T.max_skew - 1, T) == "from_the_future"
 
 
+def test_a_remembered_sessions_own_idle_bound_is_inclusive() -> None:
+    lifetime = T.lifetime_for(3600, NOW, NOW)
+    assert lifetime is not None and lifetime.end > NOW + 3601
+    remembered = State.fresh(NOW)._replace(lifetime=lifetime)
+    assert check_timeouts(remembered, NOW + 3600, T) is None
+    assert check_timeouts(remembered, NOW + 3601, T) == "expired_idle"
+
+
+def test_a_browser_session_lifetime_keeps_the_kits_idle_bound() -> None:
+    closing = State.fresh(NOW)._replace(lifetime=T.lifetime_for(0, NOW, NOW))
+    assert check_timeouts(closing, NOW + T.idle, T) is None
+    assert check_timeouts(closing, NOW + T.idle + 1, T) == "expired_idle"
+
+
+@pytest.mark.parametrize("expiry", [0, 60, datetime.timedelta(days=3)])
+def test_a_sealed_lifetime_opens_as_it_was_set(expiry: object) -> None:
+    lifetime = T.lifetime_for(expiry, NOW, NOW)  # type: ignore[arg-type]
+    state = State.fresh(NOW)._replace(lifetime=lifetime)
+    opened, data = decode_payload(encode_payload(state, {"k": 1}))
+    assert opened == state
+    assert data == {"k": 1}
+
+
 def test_a_remembered_session_is_capped_by_max_lifetime() -> None:
     remembered = State.fresh(NOW)._replace(lifetime=Lifetime(10**9, 10**12, True))
     assert T.idle_of(remembered.lifetime) == T.max_lifetime

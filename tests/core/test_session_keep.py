@@ -86,6 +86,14 @@ def test_logout_of_a_kept_session_ends_keeping(kit: SessionKit) -> None:
     assert "Max-Age=0" in set_cookies(respond(out))[NAME]
 
 
+def test_logout_in_the_request_that_kept_the_session_sends_no_cookie(kit: SessionKit) -> None:
+    ex = kit.open(None)
+    ex.session.keep()
+    ex.session.invalidate()
+    assert not ex.session.kept
+    assert NAME not in set_cookies(respond(ex))
+
+
 def test_touch_interval_zero_refreshes_every_request(make_kit: MakeKit, clock: Any) -> None:
     kit = make_kit(visitor_cookie=None, touch_interval=0)
     ex = kit.open(None)

@@ -148,6 +148,15 @@ def test_a_standalone_session_is_new_unrotated_and_can_log_in() -> None:
     assert session.user_id == "alice"
 
 
+def test_a_standalone_session_takes_a_lifetime_under_the_default_timeouts() -> None:
+    session = Session({"k": 1})
+    session.set_expiry(60)
+    assert session.lifetime == Lifetime(60, session.created_at + T.absolute, True)
+    session.set_expiry(10**9)
+    assert session.lifetime is not None
+    assert session.lifetime.idle == T.max_lifetime
+
+
 def test_a_standalone_session_checks_its_initial_values() -> None:
     with pytest.raises(UnserializableValue):
         Session({"a": object()})
