@@ -320,10 +320,27 @@ def test_a_prefix_ending_in_any_letter_is_kept_whole(make_kit: MakeKit) -> None:
         ("10.0.0.1", False),
         ("[2001:db8::1]:443", False),
         ("localhost.evil.example", False),
+        # spelled as clients may send it: case, padding, a trailing dot, bare IPv6
+        ("LocalHost:8000", True),
+        (" localhost ", True),
+        ("localhost.:8000", True),
+        ("127.0.0.1.", True),
+        ("::1", True),
+        ("[::1", True),
+        ("[::2]:8000", False),
+        ("[127.0.0.1]:80", True),
     ],
 )
 def test_loopback_hosts(host: str | None, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+def test_a_kit_has_a_gate_only_when_it_protects_paths(make_kit: MakeKit) -> None:
+    unguarded = make_kit().gate
+    assert not unguarded
+    assert unguarded.protects("/") is False
+    assert unguarded.protects("/app") is False
+    assert make_kit(require_cookies=["/app"]).gate
 
 
 @pytest.mark.parametrize(

@@ -410,3 +410,10 @@ def test_opting_out_again_keeps_the_opt_out_cookie(make_kit: MakeKit) -> None:
     ex.opt_out()
     assert ex.visitor is None
     assert "__Host-opt-out" not in set_cookies(ex.response_headers([]))
+
+
+@pytest.mark.parametrize(
+    "value", [None, True, 0, 2.5, "hello", [], [1, "x", None], {"note": "x"}, ({"a": [1]},)]
+)
+def test_value_is_sensitive_answers_a_bool_for_harmless_values(value: object) -> None:
+    assert GUARD.value_is_sensitive(value) is False
