@@ -124,7 +124,7 @@ HANDMADE = [
     (
         "exchange",
         "two visitor cookies accepted without a duplicate event",
-        "                kit.report(DUPLICATE, vspec.name, self.request)\n",
+        "                kit.report(DUPLICATE, vspec.name, self._info())\n",
         "                pass\n",
     ),
     (

@@ -55,3 +55,15 @@ def test_runner_kills_known_mutants_and_reports_known_survivors(tmp_path: Path) 
         "  stale equivalent entry (matches no mutant): mutation_sample: clamp:"
         " delete `print(value)`",
     ]
+
+
+def test_every_hand_made_mutant_still_applies_to_its_module() -> None:
+    namespace: dict[str, object] = {}
+    exec((Path(__file__).parent / "handmade.py").read_text(), namespace)
+    entries = namespace["HANDMADE"]
+    assert isinstance(entries, list)
+    assert entries
+    for module, what, old, new in entries:
+        source = (ROOT / "src" / "sessionkit" / f"{module}.py").read_text()
+        assert source.count(old) == 1, f"{module} ({what}): the replaced text moved"
+        assert old != new, what
