@@ -173,7 +173,11 @@ class CookieSpec:
 
     def __post_init__(self) -> None:
         if not _TOKEN.fullmatch(self.name):
-            raise ConfigurationError(f"cookie name {self.name!r} is not a valid cookie name token")
+            raise ConfigurationError(
+                f"cookie name {self.name!r} is not a valid cookie name token: use letters, "
+                "digits and !#$%&'*+-.^_`|~ only (no space, ';', ',', '=', quote, CR, LF or "
+                "other control character)"
+            )
         same_site = str(self.same_site).lower()
         if same_site not in ("lax", "strict", "none"):
             raise ConfigurationError(

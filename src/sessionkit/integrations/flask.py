@@ -87,6 +87,7 @@ from ..exchange import Exchange, HeaderChanges
 from ..forgery import csrf_exempt, marked_exempt
 from ..gate import EarlyResponse
 from ..kit import SessionKit
+from ..naming import NamedKits
 from ..session import Session, check_value
 from ..wsgi import SessionMiddleware
 
@@ -551,6 +552,7 @@ class SessionKitInterface(SessionInterface):
         self._kit = kit
         self._explicit = kit is not None
         self._app: flask.Flask | None = None
+        self._named: NamedKits | None = None
         self._ready = False
         self._lock = threading.Lock()
         #: The session class of this interface's app.
@@ -600,6 +602,7 @@ class SessionKitInterface(SessionInterface):
             kit = self._kit if self._kit is not None else _kit_from_config(app)
             _check(app, kit, self._explicit)
             self._kit = kit
+            self._named = NamedKits(kit, asker=f"{type(self).__qualname__}.get_cookie_name")
             app.extensions[EXTENSION] = kit
             report_to_app_logger(app, kit)
             self._ready = True
@@ -616,16 +619,30 @@ class SessionKitInterface(SessionInterface):
         return self._app is not None and _uses_flask_login(self._app)
 
     def open_session(self, app: flask.Flask, request: Request) -> SessionMixin | None:
-        """Return the request's sessionkit session as a :class:`FlaskSession`."""
+        """Return the request's sessionkit session as a :class:`FlaskSession`.
+
+        The session cookie is the one :meth:`get_cookie_name` names for this request: an
+        override that names another cookie than the kit's gets the session sealed under
+        that name (see :func:`sessionkit.naming.renamed`), and it is saved under the
+        same name.
+        """
         if self._app is None:
             self._app = app
         environ = request.environ
         session = environ.get(_ENVIRON_SESSION)
+        kit = self.kit
+        name = self.get_cookie_name(app)
+        if name != kit.session_spec.name:
+            kit = cast(NamedKits, self._named)(name)
+            opened = environ.get(_ENVIRON_EXCHANGE)
+            if isinstance(opened, Exchange) and opened.kit is not kit:
+                # The middleware read the kit's own cookie; this request's is another.
+                session = None
         if isinstance(session, Session):
             if type(session) is not self._own_class:
                 session.__class__ = self.session_class
         else:
-            session = _open_exchange(self.kit, environ).session
+            session = _open_exchange(kit, environ).session
             session.__class__ = self._own_class
         return cast(SessionMixin, session)
 
@@ -654,8 +671,11 @@ class SessionKitInterface(SessionInterface):
     def _refresh(self, session: Session) -> None:
         """Re-issue a permanent session's cookie, as Flask does on every request."""
         if not session.opened:
-            cookies = flask.request.environ.get("HTTP_COOKIE")
-            if not cookies or f"{self.kit.session_spec.name}=" not in cookies:
+            environ = flask.request.environ
+            cookies = environ.get("HTTP_COOKIE")
+            opened = environ.get(_ENVIRON_EXCHANGE)
+            kit = opened.kit if isinstance(opened, Exchange) else self.kit
+            if not cookies or f"{kit.session_spec.name}=" not in cookies:
                 return
         lifetime = session.state.lifetime
         if lifetime is not None and lifetime.persistent and not session.is_empty:
@@ -665,7 +685,15 @@ class SessionKitInterface(SessionInterface):
     # ones sent.
 
     def get_cookie_name(self, app: flask.Flask) -> str:
-        """The kit's session cookie name."""
+        """The kit's session cookie name.
+
+        :meth:`open_session` asks it on every request, so a subclass may name another
+        cookie for some requests (by ``flask.request.path``, say): that request's session
+        is sealed under the name returned (see :func:`sessionkit.naming.renamed`). At most
+        :data:`~sessionkit.naming.MAX_COOKIE_NAMES` names other than the kit's are
+        accepted, and a name that is no valid cookie name, or breaks its prefix's rules
+        under the kit's settings, raises :class:`~sessionkit.ConfigurationError`.
+        """
         return self.kit.session_spec.name
 
     def get_cookie_domain(self, app: flask.Flask) -> str | None:
