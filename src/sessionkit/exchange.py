@@ -717,6 +717,10 @@ class Exchange:
         if kit.store is not None:
             self._stored_cookie(out, presented)
             return
+        if self._quiet and not self._expire:
+            # The request's changes were discarded (a server error): the browser keeps
+            # the cookie it sent, as if the request had not happened.
+            return
         if session.is_empty and not session.kept:
             # An empty session needs no cookie: one the app emptied (or logged out) is
             # deleted; an empty one that came back unchanged is left as it is.

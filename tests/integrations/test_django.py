@@ -517,6 +517,19 @@ def test_a_server_error_saves_no_session_change(kit: sessionkit.SessionKit) -> N
     assert client.get("/state").json()["data"] == {"a": 1}
 
 
+def test_a_server_error_keeps_a_cookie_only_session_as_it_was(
+    make_kit: KitFactory, use_kit: Callable[[sessionkit.SessionKit], None]
+) -> None:
+    """Regression: without a store, a 5xx after a write deleted the session cookie."""
+    use_kit(make_kit(require_cookies=["/app"]))
+    client = Client(raise_request_exception=False)
+    post_json(client, "/write", {"a": 1})
+    failed = post_json(client, "/failing-write")
+    assert failed.status_code == 500
+    assert SESSION not in failed.cookies, "no Set-Cookie at all: not even a deletion"
+    assert client.get("/state").json()["data"] == {"a": 1}
+
+
 def test_djangos_own_session_keys_pass_the_privacy_guard(kit: sessionkit.SessionKit) -> None:
     client = Client()
     assert post_json(client, "/reset-token").status_code == 200

@@ -93,6 +93,37 @@ CORE: dict[str, tuple[tuple[str, ...], float]] = {
         ),
         95.0,
     ),
+    # one request's lifecycle: every area it drives, both front ends, and the store
+    # interleavings on MemoryStore (the same conversation SQLite and Redis answer in CI)
+    "exchange": (
+        (
+            "tests/core/test_kit.py",
+            "tests/core/test_kit_mutants.py",
+            "tests/core/test_kit_operations.py",
+            "tests/core/test_lifetime.py",
+            "tests/core/test_session.py",
+            "tests/core/test_session_mutants.py",
+            "tests/core/test_session_keep.py",
+            "tests/core/test_visitor.py",
+            "tests/core/test_privacy.py",
+            "tests/core/test_devices.py",
+            "tests/core/test_events.py",
+            "tests/core/test_metrics.py",
+            "tests/core/test_migrate.py",
+            "tests/core/test_forgery.py",
+            "tests/core/test_gate.py",
+            "tests/asgi",
+            "tests/wsgi",
+            "tests/stores/test_interleavings.py",
+            "tests/stores/test_devices.py",
+        ),
+        95.0,
+    ),
+}
+
+#: Module -> extra pytest arguments of its run.
+PYTEST_ARGS: dict[str, tuple[str, ...]] = {
+    "exchange": ("-k", "not sqlite and not redis"),
 }
 
 COMPARE_SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
@@ -166,6 +197,7 @@ def core_target(name: str) -> Target:
         path=ROOT / "src" / "sessionkit" / f"{name}.py",
         tests=tuple(path for path in tests if path.exists()),
         threshold=threshold,
+        pytest_args=PYTEST_ARGS.get(name, ()),
     )
 
 
