@@ -2,14 +2,8 @@
 
 ``scripts/mutation`` runs these beside the generated mutants of the same module and counts
 them in its score. Each ``old`` text must occur exactly once in the module, so a change to
-the code that moves it fails the run until this list is updated.
-
-The ``exchange`` entries are outside the eight modules ``scripts/mutation`` runs by
-default; run them with::
-
-    ./scripts/mutation --module-file src/sessionkit/exchange.py \
-        --module-name sessionkit.exchange --match hand-made --tests tests/core/test_kit.py \
-        tests/core/test_visitor.py tests/core/test_privacy.py tests/core/test_kit_mutants.py
+the code that moves it fails the run until this list is updated. The hand-made mutants
+of one module alone: ``./scripts/mutation exchange --match hand-made``.
 """
 
 HANDMADE = [

@@ -735,11 +735,12 @@ test_<module>.py and test_<module>_*.py (alone for families: its rules are pure
 functions, judged without a store), plus test_safe_location.py for gate, test_kit.py
 for session, the ASGI and WSGI forgery tests for forgery, and for kit the core tests of
 each area it wires (gate, privacy, visitor, keys, devices, events, forgery, metrics,
-migration, keep).
+migration, keep); for exchange, the core tests of every area one request goes through,
+tests/asgi, tests/wsgi and the store interleavings and device lists on MemoryStore.
 Prints each module's score (killed / non-equivalent mutants) and its surviving mutants,
 and exits 1 when a module is below its threshold (seal, cookies, keys, visitor: 98 %;
-gate, session, privacy, families, kit, forgery: 95 %) or the list of equivalent
-mutants is stale.
+gate, session, privacy, families, kit, forgery, exchange: 95 %) or the list of
+equivalent mutants is stale.
 
 Equivalent mutants are listed, each with its reason, in tests/mutation/equivalent.txt.
 Docstrings, annotations, f-strings and the messages of raised exceptions are not mutated.
