@@ -13,12 +13,14 @@ Importable as ``flows`` (``pythonpath = ["tests"]``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sessionkit import Session, SessionKit
 from sessionkit.exchange import Exchange, HeaderChanges
+from sessionkit.families import FamilyRef, Record, Stored
 from sessionkit.gate import EarlyResponse
+from sessionkit.stores import MemoryStore
 
 Act = Callable[[Session], Any]
 
@@ -139,3 +141,22 @@ def put(**items: Any) -> Act:
 def read(key: str) -> Act:
     """App code that reads one key."""
     return lambda session: session.get(key)
+
+
+class Contended(MemoryStore):
+    """A MemoryStore where, ``rivals`` times, another request writes the family just
+    between a request's load and its conditional save (as a busy browser's tabs do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rivals = 0
+
+    def save(
+        self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
+    ) -> bool:
+        current = super().load(ref, now)
+        if self.rivals and isinstance(current, Record) and expected == current.version:
+            self.rivals -= 1
+            rival = replace(current, version=current.version + 1)
+            assert super().save(ref, current.version, rival, until, now)
+        return super().save(ref, expected, stored, until, now)

@@ -8,20 +8,48 @@ changes, and the visitor's opt-out and opt-in in every order.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+import itsdangerous
 import pytest
+from flows import Browser, Contended, login, put
 
-from sessionkit import LifecycleEvent, SecurityEvent, SessionKit
-from sessionkit.events import STORE_UNAVAILABLE
-from sessionkit.exchange import HeaderChanges
+from sessionkit import LifecycleEvent, SecurityEvent, SessionKit, generate_key
+from sessionkit.devices import NewDevice
+from sessionkit.events import CREATED, KEY_REISSUED, MIGRATED, STORE_UNAVAILABLE
+from sessionkit.exchange import HeaderChanges, RequestInfo
 from sessionkit.gate import EarlyResponse
+from sessionkit.migrate import Migration, StarletteCookie
 from sessionkit.stores import MemoryStore
 from sessionkit.stores.redis import RedisStore
 from support import free_port
 
 MakeKit = Callable[..., SessionKit]
 PROTECTED = "/account"
+STARLETTE_KEY = "the-old-frameworks-secret-key-0123456789"
+CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
+def migration() -> Migration:
+    """Starlette's cookies under :data:`STARLETTE_KEY` move to sessionkit until 2030."""
+    return Migration([StarletteCookie(STARLETTE_KEY)], until=datetime(2030, 1, 1, tzinfo=UTC))
+
+
+def starlette_cookie(data: dict[str, object]) -> str:
+    """A cookie value as Starlette's SessionMiddleware signs it under :data:`STARLETTE_KEY`."""
+    return (
+        itsdangerous.TimestampSigner(STARLETTE_KEY)
+        .sign(base64.b64encode(json.dumps(data).encode()))
+        .decode()
+    )
 
 
 class Events:
@@ -401,3 +429,206 @@ def test_without_a_visitor_cookie_opting_in_or_out_does_nothing(make_kit: MakeKi
     assert ex.visitor is None
     assert ex.untouched
     assert set_cookies(ex.finish([], [])) == []
+
+
+def test_opting_in_then_out_within_one_request_keeps_the_remembered_choice(
+    make_kit: MakeKit,
+) -> None:
+    kit = make_kit()
+    ex = kit.open(None)
+    ex.opt_out()
+    cookie = cookie_header(ex.finish([], []))
+    again = kit.open(cookie)
+    again.opt_in()
+    again.opt_out()
+    assert again.visitor is None
+    assert set_cookies(again.finish([], [])) == [], "the opt-out cookie stays as it is"
+
+
+def test_opting_out_then_in_with_a_visitor_cookie_gives_a_new_id(make_kit: MakeKit) -> None:
+    kit = make_kit()
+    first = kit.open(None)
+    old = first.visitor
+    cookie = cookie_header(first.finish([], []))
+    ex = kit.open(cookie)
+    ex.opt_out()
+    ex.opt_in()
+    new = ex.visitor
+    assert new is not None
+    assert new != old, "the id given up is not handed back"
+    sent = named(ex.finish([], []))
+    assert set(sent) == {kit.visitor_spec.name}
+    assert "Max-Age=0" not in sent[kit.visitor_spec.name]
+
+
+# ------------------------------------------------------------------ requests and cookies
+
+
+def test_a_request_description_defaults_to_a_get_of_the_root() -> None:
+    assert RequestInfo() == RequestInfo(None, "GET", "/", "", None, None, None, None, None)
+
+
+def test_a_cookie_of_a_kit_with_a_store_opens_nothing_in_a_kit_without_one(
+    make_kit: MakeKit, events: Events
+) -> None:
+    with_store = make_kit(visitor_cookie=None, store=MemoryStore(), on_security_event=events)
+    without = make_kit(visitor_cookie=None, on_security_event=events)
+    stored = logged_in(with_store)
+    ex = without.open(stored)
+    assert ex.session.user_id is None
+    assert [e.reason for e in events.all] == ["invalid_payload"]
+    ex = without.open(None)
+    ex.session.login("alice")
+    alone = cookie_header(ex.finish([], []))
+    ex = with_store.open(alone)
+    assert ex.load_record() is None
+    assert ex.session.user_id is None
+    assert [e.reason for e in events.all] == ["invalid_payload"] * 2
+
+
+def test_a_refused_cookie_the_app_never_reads_is_still_expired(
+    make_kit: MakeKit, events: Events
+) -> None:
+    kit = make_kit(visitor_cookie=None, store=MemoryStore(), on_security_event=events)
+    ex = kit.open(f"{kit.session_spec.name}=forged")
+    assert ex.load_record() is None
+    assert not ex.untouched
+    [deleted] = set_cookies(ex.finish([], []))
+    assert deleted.startswith(f"{kit.session_spec.name}=;")
+    assert "Max-Age=0" in deleted
+    assert len(events.all) == 1
+
+
+def test_with_a_migration_and_no_cookie_at_all_the_session_starts_empty(
+    make_kit: MakeKit,
+) -> None:
+    kit = make_kit(visitor_cookie=None, migrate=migration())
+    ex = kit.open(None)
+    assert ex.session.is_empty
+    assert set_cookies(ex.finish([], [])) == []
+
+
+def test_the_awaited_finish_without_a_store_sets_the_cookie(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None)
+    ex = kit.open(None)
+    ex.session["note"] = "kept"
+    changes = asyncio.run(ex.afinish([], []))
+    assert kit.open(cookie_header(changes)).session["note"] == "kept"
+
+
+def test_a_loaded_record_is_not_pending_any_more(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None, store=MemoryStore())
+    cookie = logged_in(kit)
+    ex = kit.open(cookie)
+    assert ex.pending is not None
+    assert ex.load_record() is None
+    assert ex.pending is None
+
+
+def test_a_request_that_carries_no_token_check_passes_it(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None)
+    ex = kit.open(None)
+    assert ex.token_check is None
+    assert ex.check_token("anything") is None
+
+
+# ------------------------------------------------------------------ lifecycle events
+
+
+def test_every_lifecycle_event_names_its_family(make_kit: MakeKit, events: Events) -> None:
+    old, new = generate_key(), generate_key()
+    before = make_kit(secret_keys=[old], visitor_cookie=None, on_lifecycle_event=events)
+    ex = before.open(None)
+    ex.session["note"] = "kept"
+    cookie = cookie_header(ex.finish([], []))
+    after = make_kit(secret_keys=[new, old], visitor_cookie=None, on_lifecycle_event=events)
+    assert set_cookies(after.open(cookie).finish([], [])) != [], "re-issued under the new key"
+    created, reissued = (e for e in events.all if isinstance(e, LifecycleEvent))
+    assert (created.name, reissued.name) == (CREATED, KEY_REISSUED)
+    assert created.family is not None
+    assert reissued.family is not None
+    migrating = make_kit(  # the old cookie is signed at the real time
+        visitor_cookie=None, on_lifecycle_event=events, migrate=migration(), clock=time.time
+    )
+    value = starlette_cookie({"cart": ["tea"]})
+    ex = migrating.open(f"session={value}")
+    assert ex.session["cart"] == ["tea"]
+    ex.finish([], [])
+    migrated = events.all[-1]
+    assert isinstance(migrated, LifecycleEvent)
+    assert migrated.name == MIGRATED
+    assert migrated.family is not None
+
+
+# ------------------------------------------------------------------ the store, answered late
+
+
+def held_logged_in(kit: SessionKit) -> Browser:
+    browser = Browser(kit)
+    browser.request(login("alice"))
+    return browser
+
+
+def test_a_request_held_across_logout_and_a_new_login_leaves_the_new_session(
+    make_kit: MakeKit,
+) -> None:
+    kit = make_kit(visitor_cookie=None, store=MemoryStore())
+    browser = held_logged_in(kit)
+    held = browser.start(method="POST")
+    browser.request(lambda s: s.invalidate())
+    browser.request(login("bob"))
+    held.run(put(note="from before the logout")).deliver()
+    assert held.set_cookies == [], "neither a new session nor a deletion"
+    assert browser.user() == "bob"
+
+
+def test_a_login_in_a_request_held_across_logout_starts_a_session(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None, store=MemoryStore())
+    browser = held_logged_in(kit)
+    held = browser.start(method="POST")
+    browser.request(lambda s: s.invalidate())
+    held.run(login("bob")).deliver()
+    assert held.set_cookies != []
+    assert browser.user() == "bob"
+
+
+def test_a_logout_that_loses_races_still_ends_the_session(make_kit: MakeKit) -> None:
+    store = Contended()
+    kit = make_kit(visitor_cookie=None, store=store)
+    browser = held_logged_in(kit)
+    thief = browser.copy()
+    store.rivals = 3
+    browser.request(lambda s: s.invalidate())
+    assert store.rivals == 0
+    assert thief.user() is None
+
+
+def test_a_logout_that_never_stops_losing_is_a_503_and_no_logout_is_claimed(
+    make_kit: MakeKit,
+) -> None:
+    store = Contended()
+    kit = make_kit(visitor_cookie=None, store=store)
+    browser = held_logged_in(kit)
+    store.rivals = 10_000
+    assert browser.request(lambda s: s.invalidate()).status == 503
+
+
+def test_a_login_on_a_browser_with_a_stored_anonymous_session_tells_of_a_new_device(
+    make_kit: MakeKit,
+) -> None:
+    seen: list[NewDevice] = []
+    kit = make_kit(visitor_cookie=None, store=MemoryStore(), on_new_device=seen.append)
+    ex = kit.open(None, user_agent=CHROME)
+    ex.session.login("alice")
+    ex.finish([], [])
+    ex = kit.open(None, user_agent=FIREFOX)
+    ex.session["cart"] = ["tea"]
+    cart = cookie_header(ex.finish([], []))
+    ex = kit.open(cart, user_agent=FIREFOX)
+    assert ex.load_record() is None
+    ex.session.login("alice")
+    ex.finish([], [])
+    assert [(d.device, d.known) for d in seen] == [
+        ("Chrome on Linux", ()),
+        ("Firefox on Windows", ("Chrome on Linux",)),
+    ]

@@ -10,15 +10,12 @@ a real Redis server (``any_store``), with a clock the tests move.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
-from flows import Browser, login, put, read
+from flows import Browser, Contended, login, put, read
 
 from sessionkit import SecurityEvent, Session, SessionKit
-from sessionkit.families import FamilyRef, Record, Stored
-from sessionkit.stores import MemoryStore
 from sessionkit.stores.base import Store
 
 MakeKit = Callable[..., SessionKit]
@@ -270,25 +267,6 @@ def test_privilege_changes_whose_responses_are_all_lost_never_log_the_browser_ou
     assert browser.request(read("level")).result == 5
     assert browser.user() == "alice"
     assert reasons(events) == []
-
-
-class Contended(MemoryStore):
-    """A MemoryStore where, ``rivals`` times, another request writes the family just
-    between a request's load and its conditional save (as a busy browser's tabs do)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rivals = 0
-
-    def save(
-        self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
-    ) -> bool:
-        current = super().load(ref, now)
-        if self.rivals and isinstance(current, Record) and expected == current.version:
-            self.rivals -= 1
-            rival = replace(current, version=current.version + 1)
-            assert super().save(ref, current.version, rival, until, now)
-        return super().save(ref, expected, stored, until, now)
 
 
 @pytest.mark.parametrize("rivals", [3, 12])
