@@ -18,10 +18,13 @@ import itsdangerous
 import pytest
 from flows import Browser, Contended, login, put
 
-from sessionkit import LifecycleEvent, SecurityEvent, SessionKit, generate_key
+from sessionkit import ForgeryPolicy, LifecycleEvent, SecurityEvent, SessionKit, generate_key
+from sessionkit.cookies import MAX_COOKIE_BYTES
 from sessionkit.devices import NewDevice
+from sessionkit.errors import SessionTooLarge
 from sessionkit.events import CREATED, KEY_REISSUED, MIGRATED, STORE_UNAVAILABLE
 from sessionkit.exchange import HeaderChanges, RequestInfo
+from sessionkit.forgery import Provenance
 from sessionkit.gate import EarlyResponse
 from sessionkit.migrate import Migration, StarletteCookie
 from sessionkit.stores import MemoryStore
@@ -632,3 +635,100 @@ def test_a_login_on_a_browser_with_a_stored_anonymous_session_tells_of_a_new_dev
         ("Chrome on Linux", ()),
         ("Firefox on Windows", ("Chrome on Linux",)),
     ]
+
+
+def test_a_request_sent_before_the_logout_response_arrived_writes_nothing(
+    make_kit: MakeKit,
+) -> None:
+    kit = make_kit(visitor_cookie=None, store=MemoryStore())
+    browser = held_logged_in(kit)
+    leaving = browser.start(method="POST").run(lambda s: s.invalidate()).respond()
+    late = browser.start(method="POST")  # the pre-logout cookie, after the logout
+    late.run(put(note="after the logout")).respond()
+    leaving.deliver()
+    late.deliver()
+    assert late.set_cookies == [], "no new session of the note, no deletion"
+    assert browser.user() is None
+    assert browser.request(lambda s: s.get("note")).result is None
+
+
+def test_a_login_sent_before_the_logout_response_arrived_still_logs_in(
+    make_kit: MakeKit,
+) -> None:
+    kit = make_kit(visitor_cookie=None, store=MemoryStore())
+    browser = held_logged_in(kit)
+    leaving = browser.start(method="POST").run(lambda s: s.invalidate()).respond()
+    signing_in = browser.start(method="POST").run(login("bob")).respond()
+    leaving.deliver()
+    signing_in.deliver()
+    assert signing_in.set_cookies != []
+    assert browser.user() == "bob"
+
+
+def test_a_confirmation_that_never_stops_losing_fails_closed(make_kit: MakeKit) -> None:
+    store = Contended()
+    kit = make_kit(visitor_cookie=None, store=store, require_cookies=[PROTECTED])
+    browser = Browser(kit)
+    browser.request(login("alice"))
+    browser.request(lambda s: s.rotate())  # the next request with the new id confirms it
+    store.rivals = 10_000
+    assert browser.start(path=PROTECTED).status == 503
+    public = browser.start(path="/")
+    assert public.status == 200
+    assert public.run(lambda s: s.user_id).result is None, "served as nobody"
+    store.rivals = 0
+    assert browser.user() == "alice"
+
+
+def test_a_token_is_checked_once(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None, forgery=ForgeryPolicy(token_paths=["/"]))
+    first = kit.open(None)
+    token = first.csrf_token()
+    cookie = cookie_header(first.finish([], []))
+    host = "app.example"
+    ex = kit.open(
+        cookie,
+        method="POST",
+        path="/",
+        provenance=Provenance(host=host, origin=f"https://{host}", token=token),
+    )
+    assert ex.token_check is not None
+    assert ex.check_token() is None
+    assert ex.token_check is None
+
+
+def test_a_cookie_of_exactly_the_size_limit_is_sent(make_kit: MakeKit) -> None:
+    # base64 text is never 1 more than a multiple of 4 long: with this name, one value is
+    # exactly 4096 bytes with its name
+    kit = make_kit(visitor_cookie=None, session_cookie="__Host-sk")
+    spec = kit.session_spec
+    sizes: dict[int, bool] = {}
+    for length in range(2900, 3100):
+        ex = kit.open(None)
+        ex.session["text"] = "a" * length
+        try:
+            [value] = set_cookies(ex.finish([], []))
+        except SessionTooLarge as exc:
+            sizes[exc.size] = False
+        else:
+            sizes[spec.size(value.split(";", 1)[0].split("=", 1)[1])] = True
+    assert sizes[MAX_COOKIE_BYTES] is True
+    assert all(sent == (size <= MAX_COOKIE_BYTES) for size, sent in sizes.items())
+
+
+def test_a_stored_session_under_an_older_key_is_reissued_unread_and_reported(
+    make_kit: MakeKit, events: Events
+) -> None:
+    old, new = generate_key(), generate_key()
+    store = MemoryStore()
+    before = make_kit(secret_keys=[old], visitor_cookie=None, store=store)
+    cookie = logged_in(before)
+    after = make_kit(
+        secret_keys=[new, old], visitor_cookie=None, store=store, on_lifecycle_event=events
+    )
+    ex = after.open(cookie)
+    assert ex.load_record() is None
+    assert set_cookies(ex.finish([], [])) != []
+    [reissued] = events.all
+    assert isinstance(reissued, LifecycleEvent)
+    assert reissued.name == KEY_REISSUED
