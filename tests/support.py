@@ -26,6 +26,12 @@ import uvicorn
 from werkzeug.serving import make_server
 
 import sessionkit
+from sessionkit.events import (
+    STORE_RECOVERED,
+    STORE_UNAVAILABLE,
+    LifecycleEvent,
+    SecurityEvent,
+)
 
 STARTUP_TIMEOUT = 30.0
 
@@ -73,6 +79,34 @@ CHROME_ANDROID = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Mobile Safari/537.36"
 )
+
+
+class Events:
+    """Both hooks of a kit: every security and lifecycle event, in order."""
+
+    def __init__(self) -> None:
+        self.all: list[SecurityEvent | LifecycleEvent] = []
+
+    def __call__(self, event: SecurityEvent | LifecycleEvent) -> None:
+        self.all.append(event)
+
+    @property
+    def names(self) -> list[str]:
+        """Each event's name: a lifecycle event's name, a security event's reason."""
+        return [e.name if isinstance(e, LifecycleEvent) else e.reason for e in self.all]
+
+    @property
+    def outages(self) -> list[LifecycleEvent]:
+        """The store's events: unavailable and recovered."""
+        return [
+            e
+            for e in self.all
+            if isinstance(e, LifecycleEvent) and e.name in (STORE_UNAVAILABLE, STORE_RECOVERED)
+        ]
+
+    def settings(self) -> dict[str, Any]:
+        """The kit settings that send both hooks here."""
+        return {"on_security_event": self, "on_lifecycle_event": self}
 
 
 # ---------------------------------------------------------------- modules, ports, processes

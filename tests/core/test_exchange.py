@@ -18,7 +18,7 @@ import itsdangerous
 import pytest
 from flows import Browser, Contended, login, put
 
-from sessionkit import ForgeryPolicy, LifecycleEvent, SecurityEvent, SessionKit, generate_key
+from sessionkit import ForgeryPolicy, LifecycleEvent, SessionKit, generate_key
 from sessionkit.cookies import MAX_COOKIE_BYTES
 from sessionkit.devices import NewDevice
 from sessionkit.errors import SessionTooLarge
@@ -29,7 +29,7 @@ from sessionkit.gate import EarlyResponse
 from sessionkit.migrate import Migration, StarletteCookie
 from sessionkit.stores import MemoryStore
 from sessionkit.stores.redis import RedisStore
-from support import free_port
+from support import Events, free_port
 
 MakeKit = Callable[..., SessionKit]
 PROTECTED = "/account"
@@ -53,20 +53,6 @@ def starlette_cookie(data: dict[str, object]) -> str:
         .sign(base64.b64encode(json.dumps(data).encode()))
         .decode()
     )
-
-
-class Events:
-    """Every security and lifecycle event of a kit, in order."""
-
-    def __init__(self) -> None:
-        self.all: list[SecurityEvent | LifecycleEvent] = []
-
-    def __call__(self, event: SecurityEvent | LifecycleEvent) -> None:
-        self.all.append(event)
-
-    @property
-    def outages(self) -> int:
-        return sum(isinstance(e, LifecycleEvent) and e.name == STORE_UNAVAILABLE for e in self.all)
 
 
 def set_cookies(changes: HeaderChanges | EarlyResponse) -> list[str]:
@@ -116,7 +102,7 @@ def test_a_protected_page_answers_503_when_the_store_is_down(
     answer = ex.load_record()
     assert isinstance(answer, EarlyResponse)
     assert answer.status == 503
-    assert events.outages == 1
+    assert events.names.count(STORE_UNAVAILABLE) == 1
     assert ex.pending is None, "the record is not loaded twice"
 
 
@@ -129,7 +115,7 @@ def test_a_public_page_goes_on_without_the_session_and_leaves_the_cookie_alone(
     assert ex.load_record() is None
     assert ex.session.user_id is None, "served as nobody while the store is down"
     assert set_cookies(ex.finish([], [])) == [], "the browser keeps its cookie for later"
-    assert events.outages == 1
+    assert events.names.count(STORE_UNAVAILABLE) == 1
     again = up.open(cookie)
     assert again.load_record() is None
     assert again.session.user_id == "alice", "the session outlived the outage"
@@ -146,7 +132,9 @@ def test_a_change_made_while_the_store_is_down_is_a_503_reported_once(
     answer = ex.finish([], [])
     assert isinstance(answer, EarlyResponse)
     assert answer.status == 503, "a logout that did not stick is not reported as done"
-    assert events.outages == 1, "the outage was already reported when the record was loaded"
+    assert events.names.count(STORE_UNAVAILABLE) == 1, (
+        "the outage was already reported when the record was loaded"
+    )
 
 
 def test_the_awaited_forms_agree_when_the_store_is_down(
@@ -168,7 +156,7 @@ def test_the_awaited_forms_agree_when_the_store_is_down(
     assert loaded is None
     assert isinstance(finished, EarlyResponse)
     assert finished.status == 503
-    assert events.outages == 2, "one per request"
+    assert events.names.count(STORE_UNAVAILABLE) == 2, "one per request"
 
 
 def test_a_new_session_that_cannot_be_saved_is_a_503(
@@ -180,7 +168,7 @@ def test_a_new_session_that_cannot_be_saved_is_a_503(
     answer = ex.finish([], [])
     assert isinstance(answer, EarlyResponse)
     assert answer.status == 503
-    assert events.outages == 1
+    assert events.names.count(STORE_UNAVAILABLE) == 1
 
     async def awaited() -> object:
         ex = down.open(None)
@@ -190,7 +178,7 @@ def test_a_new_session_that_cannot_be_saved_is_a_503(
     answer = asyncio.run(awaited())
     assert isinstance(answer, EarlyResponse)
     assert answer.status == 503
-    assert events.outages == 2
+    assert events.names.count(STORE_UNAVAILABLE) == 2
 
 
 def test_a_request_without_a_session_cookie_never_asks_the_store(
@@ -200,7 +188,7 @@ def test_a_request_without_a_session_cookie_never_asks_the_store(
     ex = down.open(None, path=PROTECTED)
     assert ex.load_record() is None
     assert asyncio.run(ex.aload_record()) is None
-    assert events.outages == 0
+    assert events.names.count(STORE_UNAVAILABLE) == 0
 
 
 # ------------------------------------------------------------------ a 5xx drops the changes

@@ -37,6 +37,7 @@ from sessionkit.gate import CHECK_MARKER
 from sessionkit.keys import KeyRing
 from sessionkit.stores import MemoryStore, SQLiteStore
 from sessionkit.stores.base import StoreUnavailable
+from support import Events
 
 MakeKit = Callable[..., SessionKit]
 CHROME = (
@@ -44,32 +45,6 @@ CHROME = (
     "Chrome/131.0.0.0 Safari/537.36"
 )
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
-
-
-class Events:
-    """Both hooks of a kit: every security and lifecycle event, in order."""
-
-    def __init__(self) -> None:
-        self.all: list[SecurityEvent | LifecycleEvent] = []
-
-    def __call__(self, event: SecurityEvent | LifecycleEvent) -> None:
-        self.all.append(event)
-
-    @property
-    def names(self) -> list[str]:
-        return [e.name if isinstance(e, LifecycleEvent) else e.reason for e in self.all]
-
-    @property
-    def outages(self) -> list[LifecycleEvent]:
-        """The store's events: unavailable and recovered."""
-        return [
-            e
-            for e in self.all
-            if isinstance(e, LifecycleEvent) and e.name in (STORE_UNAVAILABLE, STORE_RECOVERED)
-        ]
-
-    def settings(self) -> dict[str, Any]:
-        return {"on_security_event": self, "on_lifecycle_event": self}
 
 
 @pytest.fixture
