@@ -32,6 +32,7 @@ from sessionkit.events import (
 )
 from sessionkit.exchange import Exchange, HeaderChanges
 from sessionkit.stores import MemoryStore
+from support import Events
 
 MakeKit = Callable[..., SessionKit]
 SESSION = "__Host-session"
@@ -49,32 +50,15 @@ def cookie_of(ex: Exchange) -> str:
     return "; ".join(p for p in pairs if not p.endswith("="))
 
 
-class Recorder:
-    """Both hooks of a kit: every security and lifecycle event, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[SecurityEvent | LifecycleEvent] = []
-
-    def __call__(self, event: SecurityEvent | LifecycleEvent) -> None:
-        self.events.append(event)
-
-    @property
-    def names(self) -> list[str]:
-        return [e.name if isinstance(e, LifecycleEvent) else e.reason for e in self.events]
-
-    def settings(self) -> dict[str, Any]:
-        return {"on_security_event": self, "on_lifecycle_event": self}
-
-
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
+def recorder() -> Events:
+    return Events()
 
 
 # ------------------------------------------------------------------ request fields
 
 
-def test_a_refusal_carries_the_request_fields(make_kit: MakeKit, recorder: Recorder) -> None:
+def test_a_refusal_carries_the_request_fields(make_kit: MakeKit, recorder: Events) -> None:
     kit = make_kit(**recorder.settings(), visitor_cookie=None)
     kit.open(
         f"{SESSION}=not-a-token",
@@ -84,7 +68,7 @@ def test_a_refusal_carries_the_request_fields(make_kit: MakeKit, recorder: Recor
         user_agent=CHROME,
         request_id="req-7f3a",
     ).session.get("x")
-    (event,) = recorder.events
+    (event,) = recorder.all
     assert isinstance(event, SecurityEvent)
     assert (event.reason, event.cookie) == ("malformed", SESSION)
     assert event.client == "203.0.113.0"
@@ -95,13 +79,13 @@ def test_a_refusal_carries_the_request_fields(make_kit: MakeKit, recorder: Recor
 
 
 def test_a_request_without_an_id_gets_one_shared_by_its_events(
-    make_kit: MakeKit, recorder: Recorder
+    make_kit: MakeKit, recorder: Events
 ) -> None:
     kit = make_kit(**recorder.settings())
     ex = kit.open(f"{SESSION}=junk; __Host-visitor=junk")
     ex.session.get("x")
     assert ex.visitor is not None
-    first, second = recorder.events
+    first, second = recorder.all
     assert isinstance(first, SecurityEvent)
     assert isinstance(second, SecurityEvent)
     assert re.fullmatch(r"[0-9a-f]{16}", first.request_id or "")
@@ -110,21 +94,21 @@ def test_a_request_without_an_id_gets_one_shared_by_its_events(
 
 @pytest.mark.parametrize("given", ["a b", "line\nbreak", "x" * 129, "", "caf\u00e9"])
 def test_a_request_id_that_could_forge_a_log_line_is_replaced(
-    make_kit: MakeKit, recorder: Recorder, given: str
+    make_kit: MakeKit, recorder: Events, given: str
 ) -> None:
     kit = make_kit(**recorder.settings())
     kit.open(f"{SESSION}=junk", request_id=given).session.get("x")
-    (event,) = recorder.events
+    (event,) = recorder.all
     assert isinstance(event, SecurityEvent)
     assert re.fullmatch(r"[0-9a-f]{16}", event.request_id or "")
 
 
 def test_a_path_with_control_characters_is_escaped_and_cut(
-    make_kit: MakeKit, recorder: Recorder
+    make_kit: MakeKit, recorder: Events
 ) -> None:
     kit = make_kit(**recorder.settings())
     kit.open(f"{SESSION}=junk", path="/a\nWARNING forged\r" + "z" * 500).session.get("x")
-    (event,) = recorder.events
+    (event,) = recorder.all
     assert isinstance(event, SecurityEvent)
     assert event.path is not None
     assert "\n" not in event.path
@@ -167,7 +151,7 @@ def test_user_agent_family(agent: str | None, family: str | None) -> None:
 
 
 def test_a_replayed_id_names_its_family_by_a_keyed_tag(
-    make_kit: MakeKit, recorder: Recorder, clock: Any
+    make_kit: MakeKit, recorder: Events, clock: Any
 ) -> None:
     kit = make_kit(**recorder.settings(), store=MemoryStore(), visitor_cookie=None)
     ex = kit.open(None)
@@ -185,14 +169,14 @@ def test_a_replayed_id_names_its_family_by_a_keyed_tag(
     clock.advance(kit.rotation_grace + 1)
     ex = kit.open(first)
     assert ex.load_record() is None
-    refused = [e for e in recorder.events if isinstance(e, SecurityEvent)]
+    refused = [e for e in recorder.all if isinstance(e, SecurityEvent)]
     assert [e.reason for e in refused] == ["replayed_id"]
     tag = refused[0].family
     assert tag is not None
     assert re.fullmatch(r"[0-9a-f]{12}", tag)
     assert family not in tag
     assert tag == kit.reporter.tag(family)
-    logins = [e for e in recorder.events if isinstance(e, LifecycleEvent) and e.name == LOGIN]
+    logins = [e for e in recorder.all if isinstance(e, LifecycleEvent) and e.name == LOGIN]
     assert [e.family for e in logins] == [tag], "one tag follows the family across rotations"
 
 
@@ -207,7 +191,7 @@ def test_tags_depend_on_the_key(make_kit: MakeKit) -> None:
 
 @pytest.mark.parametrize("stored", [False, True], ids=["cookie", "store"])
 def test_login_rotation_and_logout_are_events(
-    make_kit: MakeKit, recorder: Recorder, stored: bool
+    make_kit: MakeKit, recorder: Events, stored: bool
 ) -> None:
     kit = make_kit(**recorder.settings(), store=MemoryStore() if stored else None)
 
@@ -223,17 +207,17 @@ def test_login_rotation_and_logout_are_events(
     cookie = request(cookie, lambda s: s.rotate())
     request(cookie, lambda s: s.invalidate())
     assert recorder.names == [CREATED, LOGIN, ROTATED, LOGOUT]
-    created, login, rotated, logout = recorder.events
+    created, login, rotated, logout = recorder.all
     assert isinstance(rotated, LifecycleEvent)
     assert rotated.detail == "explicit"
     assert isinstance(login, LifecycleEvent)
     assert isinstance(logout, LifecycleEvent)
     assert login.family == rotated.family == logout.family != created.family
-    assert all(e.path == "/r" and e.user_agent == "curl" for e in recorder.events)
+    assert all(e.path == "/r" and e.user_agent == "curl" for e in recorder.all)
 
 
 def test_a_timed_rotation_and_a_key_reissue_are_events(
-    make_kit: MakeKit, recorder: Recorder, clock: Any, key: str
+    make_kit: MakeKit, recorder: Events, clock: Any, key: str
 ) -> None:
     kit = make_kit(**recorder.settings())
     ex = kit.open(None)
@@ -248,27 +232,25 @@ def test_a_timed_rotation_and_a_key_reissue_are_events(
     ex.session.get("x")
     cookie_of(ex)
     assert recorder.names == [LOGIN, ROTATED, KEY_REISSUED]
-    assert isinstance(recorder.events[1], LifecycleEvent)
-    assert recorder.events[1].detail == "timed"
+    assert isinstance(recorder.all[1], LifecycleEvent)
+    assert recorder.all[1].detail == "timed"
 
 
-def test_an_unchanged_session_is_no_event(make_kit: MakeKit, recorder: Recorder) -> None:
+def test_an_unchanged_session_is_no_event(make_kit: MakeKit, recorder: Events) -> None:
     kit = make_kit(**recorder.settings())
     ex = kit.open(None)
     ex.session["a"] = 1
     cookie = cookie_of(ex)
-    recorder.events.clear()
+    recorder.all.clear()
     ex = kit.open(cookie)
     ex.session.get("a")
     cookie_of(ex)
     ex = kit.open(None)
     cookie_of(ex)
-    assert recorder.events == []
+    assert recorder.all == []
 
 
-def test_a_gate_block_and_a_user_revocation_are_events(
-    make_kit: MakeKit, recorder: Recorder
-) -> None:
+def test_a_gate_block_and_a_user_revocation_are_events(make_kit: MakeKit, recorder: Events) -> None:
     kit = make_kit(**recorder.settings(), store=MemoryStore(), require_cookies=["/app"])
     assert kit.open(None, path="/app/pay", method="POST").early is not None
     ex = kit.open(None, path="/app/pay")
@@ -279,7 +261,7 @@ def test_a_gate_block_and_a_user_revocation_are_events(
     cookie_of(ex)
     assert kit.revoke_user("alice@example.com") == 1
     assert recorder.names == [GATE_BLOCKED, LOGIN, USER_REVOKED]
-    blocked, _, revoked = recorder.events
+    blocked, _, revoked = recorder.all
     assert isinstance(blocked, LifecycleEvent)
     assert blocked.method == "POST"
     assert isinstance(revoked, LifecycleEvent)
@@ -289,7 +271,7 @@ def test_a_gate_block_and_a_user_revocation_are_events(
     assert "alice" not in repr(revoked)
 
 
-def test_ending_one_session_of_a_user_is_an_event(make_kit: MakeKit, recorder: Recorder) -> None:
+def test_ending_one_session_of_a_user_is_an_event(make_kit: MakeKit, recorder: Events) -> None:
     kit = make_kit(**recorder.settings(), store=MemoryStore())
     ex = kit.open(None)
     ex.session.login("alice")
@@ -297,7 +279,7 @@ def test_ending_one_session_of_a_user_is_an_event(make_kit: MakeKit, recorder: R
     (info,) = kit.sessions_of("alice")
     assert kit.revoke_session("alice", info.handle, client="198.51.100.7")
     assert recorder.names == [LOGIN, SESSION_REVOKED]
-    revoked = recorder.events[1]
+    revoked = recorder.all[1]
     assert isinstance(revoked, LifecycleEvent)
     assert revoked.family == kit.reporter.tag("alice")
     assert revoked.client == "198.51.100.0"
@@ -329,7 +311,7 @@ def test_events_are_logged_on_their_loggers(
 
 
 def test_repeats_of_a_reason_are_rate_limited_and_counted(
-    make_kit: MakeKit, recorder: Recorder, clock: Any, caplog: pytest.LogCaptureFixture
+    make_kit: MakeKit, recorder: Events, clock: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     kit = make_kit(on_security_event=recorder, log_rate_limit=3)
     with caplog.at_level(logging.INFO, logger="sessionkit.security"):
@@ -342,7 +324,7 @@ def test_repeats_of_a_reason_are_rate_limited_and_counted(
     assert [e.reason for e in logged] == ["malformed"] * 3 + ["oversized", "malformed"]
     assert [e.suppressed for e in logged] == [0, 0, 0, 0, 5]
     assert "5 more left out" in caplog.records[-1].getMessage()
-    assert len(recorder.events) == 10, "the hook sees every event"
+    assert len(recorder.all) == 10, "the hook sees every event"
 
 
 def test_logins_are_an_audit_trail_never_rate_limited(
