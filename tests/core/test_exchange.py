@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import itsdangerous
 import pytest
@@ -22,8 +23,9 @@ from sessionkit import ForgeryPolicy, LifecycleEvent, SessionKit, generate_key
 from sessionkit.cookies import MAX_COOKIE_BYTES
 from sessionkit.devices import NewDevice
 from sessionkit.errors import SessionTooLarge
-from sessionkit.events import CREATED, KEY_REISSUED, MIGRATED, STORE_UNAVAILABLE
+from sessionkit.events import CREATED, KEY_REISSUED, MIGRATED, REVOKED, STORE_UNAVAILABLE
 from sessionkit.exchange import HeaderChanges, RequestInfo
+from sessionkit.families import FamilyRef, Stored
 from sessionkit.forgery import Provenance
 from sessionkit.gate import EarlyResponse
 from sessionkit.migrate import Migration, StarletteCookie
@@ -720,3 +722,119 @@ def test_a_stored_session_under_an_older_key_is_reissued_unread_and_reported(
     [reissued] = events.all
     assert isinstance(reissued, LifecycleEvent)
     assert reissued.name == KEY_REISSUED
+
+
+# ------------------------------------------------------------------ writes lost and races lost
+
+
+class Forgetful(MemoryStore):
+    """A MemoryStore that, while ``losing``, acknowledges writes and keeps none of them (a
+    Redis master that fails over before its replica saw the write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.losing = False
+
+    def save(
+        self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
+    ) -> bool:
+        return self.losing or super().save(ref, expected, stored, until, now)
+
+
+class Occupied(MemoryStore):
+    """A MemoryStore that refuses to create a family, as if its id were already taken."""
+
+    def save(
+        self, ref: FamilyRef, expected: int | None, stored: Stored, until: float, now: float
+    ) -> bool:
+        return expected is not None and super().save(ref, expected, stored, until, now)
+
+
+def test_activity_the_store_lost_is_kept_from_the_cookie(make_kit: MakeKit, clock: Any) -> None:
+    store = Forgetful()
+    kit = make_kit(visitor_cookie=None, store=store)
+    cookie = logged_in(kit)
+    clock.advance(kit.timeouts.touch)
+    seen = int(clock())
+    store.losing = True
+    ex = kit.open(cookie)
+    assert ex.load_record() is None
+    refreshed = cookie_header(ex.finish([], []))
+    assert refreshed, "the refresh was due"
+    store.losing = False
+    clock.advance(5)
+    ex = kit.open(refreshed)
+    assert ex.load_record() is None
+    assert ex.session.user_id == "alice"
+    assert ex.session.last_seen == seen, "the cookie's later activity, not the record's"
+    assert ex.session.expires_in == kit.timeouts.idle_of(None) - 5
+
+
+def test_a_cookie_reissued_from_what_was_read_follows_a_rotation_made_meanwhile(
+    make_kit: MakeKit, clock: Any
+) -> None:
+    kit = make_kit(visitor_cookie=None, store=MemoryStore())
+    first = logged_in(kit)
+    lost = kit.open(first)
+    assert lost.load_record() is None
+    lost.session.rotate()
+    assert cookie_header(lost.finish([], [])), "a rotation whose response never arrived"
+    slow = kit.open(first)
+    assert slow.load_record() is None
+    fast = kit.open(first)
+    assert fast.load_record() is None
+    fast.session.rotate()
+    rotated = cookie_header(fast.finish([], []))
+    reissued = cookie_header(slow.finish([], []))
+    assert reissued, "the browser still held the first id: it gets the current one"
+    other_tab = kit.open(rotated)
+    assert other_tab.load_record() is None
+    assert other_tab.session.user_id == "alice"
+    other_tab.finish([], [])
+    clock.advance(kit.timeouts.grace + 1)
+    later = kit.open(reissued)
+    assert later.load_record() is None
+    assert later.session.user_id == "alice", "the id the record held, not a replayed one"
+
+
+def test_an_emptied_session_that_never_wins_its_write_is_a_503(make_kit: MakeKit) -> None:
+    store = Contended()
+    kit = make_kit(visitor_cookie=None, store=store)
+    ex = kit.open(None)
+    ex.session["cart"] = ["tea"]
+    cookie = cookie_header(ex.finish([], []))
+    ex = kit.open(cookie)
+    assert ex.load_record() is None
+    del ex.session["cart"]
+    store.rivals = 1_000
+    answer = ex.finish([], [])
+    assert isinstance(answer, EarlyResponse)
+    assert answer.status == 503, "the cart was not emptied: the page must not say it was"
+
+
+def test_a_new_family_the_store_refuses_is_a_503(make_kit: MakeKit) -> None:
+    kit = make_kit(visitor_cookie=None, store=Occupied())
+    ex = kit.open(None)
+    ex.session.login("alice")
+    answer = ex.finish([], [])
+    assert isinstance(answer, EarlyResponse)
+    assert answer.status == 503, "no cookie for a session the store does not hold"
+
+
+def test_a_logout_after_a_revocation_keeps_the_revocation_loud(
+    make_kit: MakeKit, events: Events
+) -> None:
+    kit = make_kit(visitor_cookie=None, store=MemoryStore(), on_security_event=events)
+    cookie = logged_in(kit)
+    ex = kit.open(cookie)
+    assert ex.load_record() is None
+    assert kit.revoke_user("alice") == 1
+    ex.session.invalidate()
+    assert set_cookies(ex.finish([], [])) != [], "the browser's cookie is deleted"
+    assert events.all == []
+    again = kit.open(cookie)
+    assert again.load_record() is None
+    assert again.session.user_id is None
+    assert events.names == [REVOKED], (
+        "a copy presented after a revocation is reported, even within the grace period"
+    )
