@@ -400,7 +400,6 @@ class Exchange:
         session.fill(state, stored.data())
 
     def _store_down(self) -> EarlyResponse | None:
-        self.pending = None
         if self._protected:
             return unavailable(self.request.accept)
         self._degraded = True
@@ -522,7 +521,6 @@ class Exchange:
             return
         self._visitor_asked = True
         self._visitor = None
-        self._visitor_set = False
         self._visitor_delete = self._visitor_values is not None or self._visitor_delete
         self._opt_out_set = not self._opt_out_seen
         self._opt_out_delete = False
@@ -591,7 +589,6 @@ class Exchange:
                     # The family ended elsewhere while this request ran: drop its changes
                     # and leave the cookie alone (the browser may hold a newer one).
                     self._quiet = True
-                    self._base = None
                     session.reset()
                     return
                 won_elsewhere = current.version != base.version
