@@ -748,9 +748,9 @@ Docstrings, annotations, f-strings and the messages of raised exceptions are not
 How long it takes: one pytest run of the module's tests per mutant, on one core at
 nice 10. Measured on a shared 2-core machine, quiet to busy: seal 2 min, cookies 1 to 2,
 keys 2 to 4, visitor 0.5, gate 1.5 to 2.5, privacy 2.5 to 4.5, session 4 to 5,
-families 10, kit 3.5 to 11, forgery 8; about 50 minutes for all ten (more while tests
-are missing: a survivor runs every test file to the end). After adding tests, --again
-re-runs only the last run's survivors. The run is not part of CI;
+families 10, kit 3.5 to 11, forgery 8, exchange 25; about 75 minutes for all eleven
+(more while tests are missing: a survivor runs every test file to the end). After adding
+tests, --again re-runs only the last run's survivors. The run is not part of CI;
 tests/mutation/test_runner.py (in CI) checks the runner itself on a sample module.
 """
 
